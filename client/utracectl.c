@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * utracectl: the command-line client of utraced.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config-build.h"
+#include "output.h"
+#include "rpc.h"
+
+struct ctl {
+        const char *socket;
+        bool json;
+        struct rpc rpc;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+        (void)sig;
+        interrupted = 1;
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("utracectl: error: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return 1;
+}
+
+static int usage_error(const char *cmd, const char *msg)
+{
+        fprintf(stderr, "utracectl: %s%s%s (see utracectl %s--help)\n", cmd ? cmd : "",
+                cmd ? ": " : "", msg, cmd ? "" : "");
+        return 2;
+}
+
+static int connect_daemon(struct ctl *c)
+{
+        int r = rpc_connect(&c->rpc, c->socket);
+
+        if (r < 0)
+                return fail("cannot connect to utraced at %s: %s%s", c->socket, strerror(-r),
+                            r == -ENOENT || r == -ECONNREFUSED
+                                    ? " (is it running? systemctl start utraced)" : "");
+        return 0;
+}
+
+/* Call and report errors; 0 with *result, or an exit code. */
+static int call(struct ctl *c, const char *method, json_object *params, json_object **result)
+{
+        char *msg = NULL;
+        int r;
+
+        if (connect_daemon(c))
+                return 1;
+        r = rpc_call(&c->rpc, method, params, result, &msg, NULL, NULL);
+        if (r == -EPROTO) {
+                fail("%s", msg);
+                free(msg);
+                return 1;
+        }
+        if (r < 0)
+                return fail("%s: %s", method, strerror(-r));
+        return 0;
+}
+
+static void print_json(json_object *o)
+{
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* Make a relative TARGET in TYPE:TARGET:... absolute: the daemon has no cwd of ours. */
+static char *absolute_spec(const char *spec)
+{
+        const char *c1 = strchr(spec, ':'), *c2;
+        char target[PATH_MAX], real[PATH_MAX], *out;
+
+        if (!c1 || !(c2 = strchr(c1 + 1, ':')))
+                return strdup(spec);
+        if ((size_t)(c2 - c1 - 1) >= sizeof(target))
+                return strdup(spec);
+        memcpy(target, c1 + 1, c2 - c1 - 1);
+        target[c2 - c1 - 1] = 0;
+        if (!target[0] || target[0] == '/' || !strchr(target, '/') || !realpath(target, real))
+                return strdup(spec);
+        if (asprintf(&out, "%.*s:%s%s", (int)(c1 - spec), spec, real, c2) < 0)
+                return NULL;
+        return out;
+}
+
+static int parse_ids(int argc, char **argv, json_object **ids, const char *cmd)
+{
+        *ids = json_object_new_array();
+        for (int i = 0; i < argc; i++) {
+                char *end;
+                long long id = strtoll(argv[i], &end, 10);
+
+                if (*end || id <= 0) {
+                        json_object_put(*ids);
+                        return usage_error(cmd, "probe ids are positive integers");
+                }
+                json_object_array_add(*ids, json_object_new_int64(id));
+        }
+        return 0;
+}
+
+#define COMMON_OPTS { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }
+
+static const char attach_usage[] =
+        "Usage: utracectl attach SPEC [OPTIONS]\n"
+        "\n"
+        "Attach a probe and print its id on the first line.\n"
+        "\n"
+        "SPEC:\n"
+        "  uprobe:TARGET:SYMBOL[+OFFSET]   function entry (or an instruction inside it)\n"
+        "  uprobe:TARGET:0xADDR            an address (ELF virtual address; stripped files)\n"
+        "  uretprobe:TARGET:SYMBOL         function return\n"
+        "  usdt:TARGET:PROVIDER:NAME       a USDT probe, every location of it\n"
+        "TARGET is an absolute path, a library or program name (libc.so.6, bash), or\n"
+        "empty for USDT probes with --pid. SYMBOL may be a glob (str*).\n"
+        "\n"
+        "Options:\n"
+        "  -p, --pid PID           only this process (default: every process)\n"
+        "  -a, --arg NAME=EXPR     capture argN, retval, str(argN[, LEN]) or str(retval)\n"
+        "  -f, --filter EXPR       in-kernel filter: FIELD OP VALUE [&& ...]; fields pid,\n"
+        "                          tid, uid, comm, cgroup, argN, str(argN), retval,\n"
+        "                          latency_ns or an --arg name; strings ending in * match\n"
+        "                          a prefix\n"
+        "  -l, --latency           pair entry and return: one event with latency_ns\n"
+        "  -A, --aggregate AGG     count or hist(FIELD): keep counts in the kernel, no events\n"
+        "  -b, --by FIELD          key an aggregation by comm, pid, tid, uid, argN or str(argN)\n"
+        "      --max-keys N        distinct keys before the rest are folded together\n"
+        "  -t, --transient         detach when this connection closes\n"
+        "  -j, --json              print the probe as JSON\n"
+        "  -h, --help              show this help\n";
+
+static int cmd_attach(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "pid", required_argument, NULL, 'p' },
+                { "arg", required_argument, NULL, 'a' },
+                { "filter", required_argument, NULL, 'f' },
+                { "latency", no_argument, NULL, 'l' },
+                { "aggregate", required_argument, NULL, 'A' },
+                { "by", required_argument, NULL, 'b' },
+                { "max-keys", required_argument, NULL, 'K' },
+                { "transient", no_argument, NULL, 't' },
+                COMMON_OPTS, {}
+        };
+        json_object *params = json_object_new_object(), *args = NULL, *res;
+        char *spec, *end;
+        long long v;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "p:a:f:lA:b:tjh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'p':
+                case 'K':
+                        v = strtoll(optarg, &end, 10);
+                        if (*end || v <= 0 || v > INT_MAX) {
+                                json_object_put(params);
+                                return usage_error("attach", o == 'p' ? "bad --pid" : "bad --max-keys");
+                        }
+                        json_object_object_add(params, o == 'p' ? "pid" : "max_keys",
+                                               json_object_new_int64(v));
+                        break;
+                case 'a':
+                        if (!args)
+                                args = json_object_new_array();
+                        json_object_array_add(args, json_object_new_string(optarg));
+                        break;
+                case 'f': json_object_object_add(params, "filter", json_object_new_string(optarg)); break;
+                case 'l': json_object_object_add(params, "latency", json_object_new_boolean(1)); break;
+                case 'A': json_object_object_add(params, "aggregate", json_object_new_string(optarg)); break;
+                case 'b': json_object_object_add(params, "by", json_object_new_string(optarg)); break;
+                case 't': json_object_object_add(params, "transient", json_object_new_boolean(1)); break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(attach_usage, stdout); json_object_put(params); return 0;
+                default: json_object_put(params); return 2;
+                }
+        }
+        if (optind + 1 != argc) {
+                json_object_put(params);
+                json_object_put(args);
+                return usage_error("attach", "expected exactly one SPEC");
+        }
+        spec = absolute_spec(argv[optind]);
+        json_object_object_add(params, "spec", json_object_new_string(spec ? spec : argv[optind]));
+        free(spec);
+        if (args)
+                json_object_object_add(params, "args", args);
+        r = call(c, "attach", params, &res);
+        if (r)
+                return r;
+        if (c->json) {
+                print_json(res);
+        } else {
+                json_object *id, *files, *locs;
+
+                json_object_object_get_ex(res, "id", &id);
+                json_object_object_get_ex(res, "files", &files);
+                json_object_object_get_ex(res, "locations", &locs);
+                printf("%s\n", json_object_get_string(id));
+                fprintf(stderr, "attached probe %s: %lld location%s in %zu file%s\n",
+                        json_object_get_string(id), (long long)json_object_get_int64(locs),
+                        json_object_get_int64(locs) == 1 ? "" : "s", json_object_array_length(files),
+                        json_object_array_length(files) == 1 ? "" : "s");
+        }
+        json_object_put(res);
+        return 0;
+}
+
+static const char detach_usage[] =
+        "Usage: utracectl detach ID... | --all\n"
+        "\n"
+        "Detach probes. Nothing is detached unless every ID exists.\n"
+        "\n"
+        "  --all        detach every probe\n"
+        "  -j, --json   print the result as JSON\n"
+        "  -h, --help   show this help\n";
+
+static int cmd_detach(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = { { "all", no_argument, NULL, 'a' }, COMMON_OPTS, {} };
+        json_object *params = json_object_new_object(), *ids, *res, *done;
+        bool all = false;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'a': all = true; break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(detach_usage, stdout); json_object_put(params); return 0;
+                default: json_object_put(params); return 2;
+                }
+        }
+        if (all == (optind < argc)) {
+                json_object_put(params);
+                return usage_error("detach", "give probe ids or --all");
+        }
+        if (all) {
+                json_object_object_add(params, "all", json_object_new_boolean(1));
+        } else {
+                r = parse_ids(argc - optind, argv + optind, &ids, "detach");
+                if (r) {
+                        json_object_put(params);
+                        return r;
+                }
+                json_object_object_add(params, "ids", ids);
+        }
+        r = call(c, "detach", params, &res);
+        if (r)
+                return r;
+        if (c->json) {
+                print_json(res);
+        } else {
+                json_object_object_get_ex(res, "detached", &done);
+                for (size_t i = 0; i < json_object_array_length(done); i++)
+                        printf("detached %s\n", json_object_get_string(json_object_array_get_idx(done, i)));
+        }
+        json_object_put(res);
+        return 0;
+}
+
+/* Commands that take no arguments but --json: list, status. */
+static int simple(struct ctl *c, int argc, char **argv, const char *method, const char *usage,
+                  void (*human)(FILE *, json_object *), const char *key)
+{
+        static const struct option opts[] = { COMMON_OPTS, {} };
+        json_object *res, *v;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'j': c->json = true; break;
+                case 'h': fputs(usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        if (optind < argc)
+                return usage_error(method, "takes no arguments");
+        r = call(c, method, NULL, &res);
+        if (r)
+                return r;
+        if (c->json)
+                print_json(res);
+        else if (key && json_object_object_get_ex(res, key, &v))
+                human(stdout, v);
+        else
+                human(stdout, res);
+        json_object_put(res);
+        return 0;
+}
+
+static const char list_usage[] =
+        "Usage: utracectl list [--json]\n\nList attached probes and the files they are in.\n";
+static const char status_usage[] =
+        "Usage: utracectl status [--json]\n\nShow the daemon's state and counters.\n";
+
+static int cmd_list(struct ctl *c, int argc, char **argv)
+{
+        return simple(c, argc, argv, "list", list_usage, output_probe_list, "probes");
+}
+
+static int cmd_status(struct ctl *c, int argc, char **argv)
+{
+        return simple(c, argc, argv, "status", status_usage, output_status, NULL);
+}
+
+static const char stats_usage[] =
+        "Usage: utracectl stats [ID...] [--json]\n"
+        "\n"
+        "Per-probe counters (hits, events, aggregated, filtered, lost) and per-client\n"
+        "delivery counters.\n";
+
+static int cmd_stats(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = { COMMON_OPTS, {} };
+        json_object *params = json_object_new_object(), *ids, *res;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'j': c->json = true; break;
+                case 'h': fputs(stats_usage, stdout); json_object_put(params); return 0;
+                default: json_object_put(params); return 2;
+                }
+        }
+        r = parse_ids(argc - optind, argv + optind, &ids, "stats");
+        if (r) {
+                json_object_put(params);
+                return r;
+        }
+        json_object_object_add(params, "ids", ids);
+        r = call(c, "stats", params, &res);
+        if (r)
+                return r;
+        if (c->json)
+                print_json(res);
+        else
+                output_stats(stdout, res);
+        json_object_put(res);
+        return 0;
+}
+
+static const char hist_usage[] =
+        "Usage: utracectl hist ID [--json]\n"
+        "\n"
+        "Show the in-kernel aggregation of a probe attached with --aggregate: counts per\n"
+        "key, or log2 histograms.\n";
+
+static int cmd_hist(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = { COMMON_OPTS, {} };
+        json_object *params, *res;
+        char *end;
+        long long id;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'j': c->json = true; break;
+                case 'h': fputs(hist_usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        if (optind + 1 != argc)
+                return usage_error("hist", "expected one probe ID");
+        id = strtoll(argv[optind], &end, 10);
+        if (*end || id <= 0)
+                return usage_error("hist", "probe ids are positive integers");
+        params = json_object_new_object();
+        json_object_object_add(params, "id", json_object_new_int64(id));
+        r = call(c, "aggregations", params, &res);
+        if (r)
+                return r;
+        if (c->json)
+                print_json(res);
+        else
+                output_aggregations(stdout, res);
+        json_object_put(res);
+        return 0;
+}
+
+static const char stream_usage[] =
+        "Usage: utracectl stream [ID...] [OPTIONS]\n"
+        "\n"
+        "Print events as they arrive: of the given probes, or of all.\n"
+        "\n"
+        "  -n, --count N       exit after N events\n"
+        "  -T, --timeout SEC   exit after SEC seconds\n"
+        "  -j, --json          one JSON event object per line\n"
+        "  -h, --help          show this help\n";
+
+#define EVENT_PREFIX "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":"
+
+static bool handle_line(struct ctl *c, const char *line, size_t len)
+{
+        static const size_t plen = sizeof(EVENT_PREFIX) - 1;
+        json_object *msg, *m, *p;
+        bool is_event = false;
+
+        if (c->json && len > plen + 1 && memcmp(line, EVENT_PREFIX, plen) == 0) {
+                fwrite(line + plen, 1, len - plen - 1, stdout);
+                fputc('\n', stdout);
+                return true;
+        }
+        msg = json_tokener_parse(line);
+        if (!msg)
+                return false;
+        if (json_object_object_get_ex(msg, "method", &m) && json_object_object_get_ex(msg, "params", &p)) {
+                if (strcmp(json_object_get_string(m), "event") == 0) {
+                        output_event(stdout, p);
+                        is_event = true;
+                } else if (strcmp(json_object_get_string(m), "lost") == 0) {
+                        json_object *n, *t;
+
+                        json_object_object_get_ex(p, "count", &n);
+                        json_object_object_get_ex(p, "total", &t);
+                        fflush(stdout);
+                        fprintf(stderr, "utracectl: warning: %s events lost: this client read too "
+                                "slowly (%s in all)\n", json_object_get_string(n),
+                                json_object_get_string(t));
+                }
+        }
+        json_object_put(msg);
+        return is_event;
+}
+
+static int cmd_stream(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "count", required_argument, NULL, 'n' },
+                { "timeout", required_argument, NULL, 'T' },
+                COMMON_OPTS, {}
+        };
+        json_object *params = json_object_new_object(), *ids, *res;
+        long long count = 0, seen = 0;
+        double timeout = 0;
+        struct timespec start, now;
+        char *end, *line, *msg = NULL;
+        size_t len;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "n:T:jh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'n':
+                        count = strtoll(optarg, &end, 10);
+                        if (*end || count <= 0) {
+                                json_object_put(params);
+                                return usage_error("stream", "bad --count");
+                        }
+                        break;
+                case 'T':
+                        timeout = strtod(optarg, &end);
+                        if (*end || timeout <= 0) {
+                                json_object_put(params);
+                                return usage_error("stream", "bad --timeout");
+                        }
+                        break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(stream_usage, stdout); json_object_put(params); return 0;
+                default: json_object_put(params); return 2;
+                }
+        }
+        r = parse_ids(argc - optind, argv + optind, &ids, "stream");
+        if (r) {
+                json_object_put(params);
+                return r;
+        }
+        json_object_object_add(params, "ids", ids);
+        if (connect_daemon(c))
+                return 1;
+        r = rpc_call(&c->rpc, "subscribe", params, &res, &msg, NULL, NULL);
+        if (r == -EPROTO) {
+                fail("%s", msg);
+                free(msg);
+                return 1;
+        }
+        if (r < 0)
+                return fail("subscribe: %s", strerror(-r));
+        json_object_put(res);
+        signal(SIGINT, on_sigint);
+        signal(SIGTERM, on_sigint);
+        if (!c->json)
+                setvbuf(stdout, NULL, _IOLBF, 0);
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (!interrupted && (!count || seen < count)) {
+                int wait = -1;
+
+                if (timeout > 0) {
+                        double left;
+
+                        clock_gettime(CLOCK_MONOTONIC, &now);
+                        left = timeout - ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9);
+                        if (left <= 0)
+                                break;
+                        wait = (int)(left * 1000) + 1;
+                }
+                r = rpc_read_line(&c->rpc, wait, &line, &len);
+                if (r == 0 || r == -EINTR)
+                        continue;
+                if (r < 0) {
+                        fflush(stdout);
+                        return fail("connection to utraced lost: %s", strerror(-r));
+                }
+                if (handle_line(c, line, len))
+                        seen++;
+        }
+        fflush(stdout);
+        return 0;
+}
+
+static const struct command {
+        const char *name;
+        int (*fn)(struct ctl *c, int argc, char **argv);
+        const char *summary;
+} commands[] = {
+        { "status", cmd_status, "show the daemon's state" },
+        { "attach", cmd_attach, "attach a probe; prints its id" },
+        { "detach", cmd_detach, "detach probes" },
+        { "list", cmd_list, "list probes" },
+        { "stream", cmd_stream, "print events as they arrive" },
+        { "stats", cmd_stats, "per-probe and per-client counters" },
+        { "hist", cmd_hist, "show a probe's in-kernel counts or histograms" },
+};
+
+static void help(void)
+{
+        printf("Usage: utracectl [--socket PATH] [--json] COMMAND [ARGS]\n"
+               "\n"
+               "Control utraced, the user-space tracing daemon.\n"
+               "\n"
+               "Commands:\n");
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+        printf("\n"
+               "Options:\n"
+               "  -s, --socket PATH   daemon socket (default $UTRACED_SOCKET or " DEFAULT_SOCKET ")\n"
+               "  -j, --json          machine-readable output\n"
+               "  -h, --help          show this help (COMMAND --help: the command's)\n"
+               "  -V, --version       show the version\n"
+               "\n"
+               "See utracectl(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {}
+        };
+        struct ctl c = { .socket = getenv("UTRACED_SOCKET") };
+        int o, r;
+
+        if (!c.socket || !*c.socket)
+                c.socket = DEFAULT_SOCKET;
+        c.rpc.fd = -1;
+        while ((o = getopt_long(argc, argv, "+s:jhV", opts, NULL)) >= 0) {
+                switch (o) {
+                case 's': c.socket = optarg; break;
+                case 'j': c.json = true; break;
+                case 'h': help(); return 0;
+                case 'V': printf("utracectl %s\n", UTRACE_VERSION); return 0;
+                default: return 2;
+                }
+        }
+        if (optind >= argc) {
+                help();
+                return 2;
+        }
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+                if (strcmp(commands[i].name, argv[optind]) != 0)
+                        continue;
+                argv += optind;
+                argc -= optind;
+                optind = 0; /* full reset: the command parses with its own rules */
+                r = commands[i].fn(&c, argc, argv);
+                rpc_close(&c.rpc);
+                return r;
+        }
+        fprintf(stderr, "utracectl: unknown command \"%s\" (see utracectl --help)\n", argv[optind]);
+        return 2;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "errors.h"
+
+/*
+ * The BPF object: programs and maps from the embedded skeleton, with maps
+ * pinned under ROOT/maps and programs under ROOT/progs. A second start finds
+ * the maps pinned and reuses them, so counters, configuration slots and
+ * events queued in the ring buffer survive the daemon.
+ */
+struct loader;
+
+struct loader_opts {
+        size_t ringbuf_size;      /* bytes, power of two */
+        bool no_multi;            /* never use uprobe_multi links */
+        unsigned long long wake_bytes;
+        unsigned long long wake_ns;
+};
+
+enum loader_map {
+        MAP_PROBES, MAP_SITES, MAP_STATS, MAP_EVENTS, MAP_LAT, MAP_AGGS, MAP_AGG_NKEYS,
+        MAP_GLOBALS, _MAP_MAX,
+};
+
+int loader_open(const char *root, const struct loader_opts *opts, struct loader **ret,
+                struct error *err);
+void loader_free(struct loader *l);
+int loader_map_fd(const struct loader *l, enum loader_map m);
+int loader_prog_fd(const struct loader *l, bool retprobe, bool sleepable);
+bool loader_multi(const struct loader *l);
+size_t loader_ringbuf_size(const struct loader *l);
+
+/* Mount bpffs on /sys/fs/bpf when ROOT lies below it and it is not mounted. */
+int loader_ensure_bpffs(const char *root, struct error *err);
+
+/* Remove every pin below root (links, programs, maps) and root itself. */
+int loader_purge(const char *root);

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#pragma once
+
+#include <linux/types.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "errors.h"
+#include "spec.h"
+#include "utrace.h"
+
+struct loader;
+
+/* How to decode one named value of an event. */
+struct probe_field {
+        char name[SPEC_NAME_MAX];
+        bool is_str;
+        bool is_signed;
+        bool hidden;   /* read for a filter or a key only, not shown */
+        uint8_t index; /* value index (integers) or string slot */
+};
+
+/* One instruction a probe is attached at. */
+struct probe_location {
+        char *name;     /* symbol[+off], 0xADDR, or provider:name */
+        uint64_t offset;
+        uint64_t ref_ctr;
+        uint32_t site;
+        char *args_text;/* USDT: the note's argument string */
+        int nargs;      /* USDT: argument specs of this location */
+        struct ut_arg_spec args[UT_MAX_ARGS];
+};
+
+/* The probe in one file: its locations and its pinned links. */
+struct attachment {
+        char *path;     /* what the kernel opened */
+        dev_t dev;
+        ino_t ino;
+        size_t loc_first, loc_count; /* in probe->locs */
+        unsigned pin_first, pin_count; /* ROOT/links/<id>/<n> */
+};
+
+struct probe {
+        uint64_t id;
+        uint32_t slot;
+        uint32_t gen;
+        char *request;  /* the attach parameters (JSON), for the state file */
+        struct probe_spec spec;
+        uid_t owner;
+        void *client;   /* transient probes: the connection that owns them */
+        uint64_t created; /* CLOCK_REALTIME ns */
+
+        struct probe_location *locs;
+        size_t nlocs, locs_cap;
+        struct attachment *atts;
+        size_t natts, atts_cap;
+        unsigned next_pin;
+        uint32_t shared_site; /* uprobes: one site for every location */
+        bool have_shared_site;
+
+        struct probe_field fields[SPEC_MAX_CAPTURES + SPEC_MAX_PREDS + 2];
+        int nfields;
+        struct ut_probe cfg;
+        bool sleepable;
+};
+
+struct probe *probe_new(void);
+void probe_free(struct probe *p);
+
+/*
+ * Resolve p->spec to files and locations (appends attachments without links).
+ * Errors name the file, symbol or USDT probe at fault.
+ */
+int probe_resolve(struct probe *p, struct error *err);
+
+/* Build p->cfg and p->fields from the spec and the resolved locations. */
+int probe_compile(struct probe *p, struct error *err);
+
+/* Number of sites the probe needs and the site arguments of site k. */
+size_t probe_nsites(const struct probe *p);
+void probe_site(const struct probe *p, size_t k, struct ut_site *site);
+
+/* Create, pin and close the links of attachment a. */
+int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, const char *root,
+                 struct error *err);
+
+/* Unpin every link of the probe (the kernel detaches them asynchronously). */
+void probe_unpin(const struct probe *p, const char *root);
+
+const char *probe_type_name(enum probe_type t);
+const struct probe_location *probe_location(const struct probe *p, uint32_t loc);

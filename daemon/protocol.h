@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#pragma once
+
+#include <stddef.h>
+
+#include "server.h"
+
+#define PROTOCOL_VERSION 1
+
+/* Handle one request line of client c; the reply is queued on c. */
+void protocol_handle(struct client *c, const char *line, size_t len);
+
+/* Queue an error reply with a null id (for lines that are not requests). */
+void protocol_error_line(struct client *c, const char *message);

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#pragma once
+
+#include <sys/types.h>
+
+#include "errors.h"
+
+/*
+ * Turn a probe TARGET into a path the kernel can open:
+ *   - an absolute path: as is, or inside the process's root (/proc/PID/root)
+ *     when scoped to a pid;
+ *   - a name ("libc.so.6", "bash"): with a pid, the object of that basename
+ *     mapped by the process; otherwise the dynamic linker's cache
+ *     (/etc/ld.so.cache), then the standard library directories, then PATH.
+ */
+int target_resolve(const char *target, pid_t pid, char **ret, struct error *err);
+
+/* Look a library name up in an ld.so.cache file; 0, -ENOENT or -EINVAL. */
+int target_ldcache_lookup(const char *cache_path, const char *name, char **ret);
+
+/* 0 if /proc/PID exists, else an E_NO_PROCESS error. */
+int target_check_pid(pid_t pid, struct error *err);
+
+/* Every distinct file mapped executable by pid, as /proc/PID/map_files paths
+ * (works across mount namespaces and for deleted files), with the original
+ * path names beside them. Returns the count. */
+int target_process_objects(pid_t pid, char ***paths, char ***names, struct error *err);
+void strv_free(char **v);

@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Runs every test of utrace and prints one line per test and a final
+"N passed, N failed, N skipped".
+
+  unit tests         build/tests/test-* (TAP-like lines, one count per check)
+  integration tests  tests/integration/test_*.py (a real daemon each)
+
+With UTRACE_REQUIRE_BPF=1 (as in CI) a test skipped because BPF is
+unavailable counts as failed: on a machine that should have BPF, that skip
+is a failure.
+"""
+import argparse
+import glob
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Counts:
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.failures = []
+
+    def add(self, status, name, detail=""):
+        if status == "PASS":
+            self.passed += 1
+        elif status == "SKIP":
+            self.skipped += 1
+        else:
+            self.failed += 1
+            self.failures.append(name)
+        print(f"{status} {name}{(' ' + detail) if detail else ''}", flush=True)
+
+
+def run_unit(build, counts, only):
+    args = {"test-elffile": [f"{build}/tests/target", f"{build}/tests/target-stripped"]}
+    for exe in sorted(glob.glob(f"{build}/tests/test-*")):
+        name = os.path.basename(exe)
+        if only and not any(o in name for o in only):
+            continue
+        p = subprocess.run([exe, *args.get(name, [])], capture_output=True, text=True,
+                           timeout=120)
+        seen = 0
+        for line in p.stdout.splitlines():
+            if line.startswith("ok "):
+                counts.add("PASS", f"unit/{name}: {line.split(' - ', 1)[-1]}")
+                seen += 1
+            elif line.startswith("not ok "):
+                counts.add("FAIL", f"unit/{name}: {line.split(' - ', 1)[-1]}")
+                seen += 1
+        if p.returncode != 0 and seen == 0:
+            counts.add("FAIL", f"unit/{name}", f"exited {p.returncode}: {p.stderr.strip()}")
+
+
+class Result(unittest.TestResult):
+    def __init__(self, counts, require_bpf):
+        super().__init__()
+        self.counts = counts
+        self.require_bpf = require_bpf
+        self.started = {}
+
+    def _name(self, test):
+        return f"integration/{test.id().split('.', 1)[-1]}"
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.started[test.id()] = time.monotonic()
+
+    def _took(self, test):
+        return f"({time.monotonic() - self.started.get(test.id(), time.monotonic()):.1f}s)"
+
+    def addSuccess(self, test):
+        self.counts.add("PASS", self._name(test), self._took(test))
+
+    def addFailure(self, test, err):
+        self.counts.add("FAIL", self._name(test), self._took(test))
+        print(self._exc_info_to_string(err, test), flush=True)
+
+    def addError(self, test, err):
+        self.counts.add("FAIL", self._name(test), "(error) " + self._took(test))
+        print(self._exc_info_to_string(err, test), flush=True)
+
+    def addSkip(self, test, reason):
+        if self.require_bpf and reason.startswith("BPF unavailable"):
+            self.counts.add("FAIL", self._name(test), f"(skipped, but BPF is required: {reason})")
+        else:
+            self.counts.add("SKIP", self._name(test), reason)
+
+    def addExpectedFailure(self, test, err):
+        self.counts.add("FAIL", self._name(test), "(expected failures are not allowed)")
+
+    def addUnexpectedSuccess(self, test):
+        self.counts.add("FAIL", self._name(test), "(unexpected success)")
+
+
+def run_integration(build, counts, only, require_bpf):
+    os.environ["UTRACE_BUILD"] = build
+    sys.path.insert(0, os.path.join(HERE, "integration"))
+    loader = unittest.TestLoader()
+    suite = unittest.TestSuite()
+    for path in sorted(glob.glob(os.path.join(HERE, "integration", "test_*.py"))):
+        mod = importlib.import_module(os.path.basename(path)[:-3])
+        for test in _flatten(loader.loadTestsFromModule(mod)):
+            if only and not any(o in test.id() for o in only):
+                continue
+            suite.addTest(test)
+    suite.run(Result(counts, require_bpf))
+
+
+def _flatten(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _flatten(t)
+        else:
+            yield t
+
+
+def sweep():
+    """Leftovers of a crashed run: pins of test instances."""
+    for d in glob.glob("/sys/fs/bpf/utrace-test-*"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("only", nargs="*", help="run only tests whose name contains one of these")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    require_bpf = os.environ.get("UTRACE_REQUIRE_BPF") == "1"
+    counts = Counts()
+    start = time.monotonic()
+    try:
+        run_unit(build, counts, a.only)
+        run_integration(build, counts, a.only, require_bpf)
+    finally:
+        sweep()
+    print(f"\n{len(counts.failures)} failures:" if counts.failures else "", flush=True)
+    for f in counts.failures:
+        print(f"  {f}")
+    print(f"took {time.monotonic() - start:.0f}s")
+    print(f"{counts.passed} passed, {counts.failed} failed, {counts.skipped} skipped")
+    return 1 if counts.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

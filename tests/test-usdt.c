@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "tap.h"
+#include "usdt.h"
+
+int main(void)
+{
+        struct ut_arg_spec a[UT_MAX_ARGS];
+        struct error err = { 0 };
+        int n;
+
+        n = usdt_parse_args("-4@%eax 8@-8(%rbp) 4@$5 -1@$-3 2@(%r12) 8@%r9", a, UT_MAX_ARGS, &err);
+        CHECK(n == 6, "six arguments (%d) %s", n, err.msg);
+        CHECK(a[0].type == UT_ARG_REG && a[0].reg_off == UT_REG_AX && a[0].size == 4 &&
+                      a[0].is_signed, "-4@%%eax");
+        CHECK(a[1].type == UT_ARG_REG_DEREF && a[1].reg_off == UT_REG_BP &&
+                      (long long)a[1].val_off == -8 && a[1].size == 8 && !a[1].is_signed,
+              "8@-8(%%rbp)");
+        CHECK(a[2].type == UT_ARG_CONST && a[2].val_off == 5 && a[2].size == 4, "4@$5");
+        CHECK(a[3].type == UT_ARG_CONST && (long long)a[3].val_off == -3 && a[3].is_signed,
+              "-1@$-3");
+        CHECK(a[4].type == UT_ARG_REG_DEREF && a[4].reg_off == UT_REG_R12 && a[4].val_off == 0,
+              "2@(%%r12)");
+        CHECK(a[5].type == UT_ARG_REG && a[5].reg_off == UT_REG_R9, "8@%%r9");
+        CHECK(usdt_parse_args("", a, UT_MAX_ARGS, &err) == 0, "no arguments");
+        CHECK(usdt_parse_args("  8@%rdi  ", a, UT_MAX_ARGS, &err) == 1, "extra spaces");
+        CHECK(usdt_reg_offset("sil") == UT_REG_SI && usdt_reg_offset("r15d") == UT_REG_R15,
+              "8- and 32-bit register names");
+
+        memset(&err, 0, sizeof(err));
+        CHECK(usdt_parse_args("8@-8(%rbp,%rax,8)", a, UT_MAX_ARGS, &err) < 0 &&
+                      err.code == E_UNSUPPORTED, "index/scale is unsupported: %s", err.msg);
+        memset(&err, 0, sizeof(err));
+        CHECK(usdt_parse_args("8@foo(%rip)", a, UT_MAX_ARGS, &err) < 0, "symbolic rip: %s",
+              err.msg);
+        memset(&err, 0, sizeof(err));
+        CHECK(usdt_parse_args("3@%eax", a, UT_MAX_ARGS, &err) < 0, "size 3: %s", err.msg);
+        memset(&err, 0, sizeof(err));
+        CHECK(usdt_parse_args("8@%xyz", a, UT_MAX_ARGS, &err) < 0, "bad register: %s", err.msg);
+        memset(&err, 0, sizeof(err));
+        CHECK(usdt_parse_args("8@%rax 8@%rax", a, 1, &err) < 0, "too many: %s", err.msg);
+        return tap_done();
+}
