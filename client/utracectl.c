@@ -152,61 +152,83 @@ static const char attach_usage[] =
         "  -j, --json              print the probe as JSON\n"
         "  -h, --help              show this help\n";
 
+#define ATTACH_OPTS                                                  \
+        { "pid", required_argument, NULL, 'p' },                     \
+        { "arg", required_argument, NULL, 'a' },                     \
+        { "filter", required_argument, NULL, 'f' },                  \
+        { "latency", no_argument, NULL, 'l' },                       \
+        { "aggregate", required_argument, NULL, 'A' },               \
+        { "by", required_argument, NULL, 'b' },                      \
+        { "max-keys", required_argument, NULL, 'K' },                \
+        { "transient", no_argument, NULL, 't' }
+#define ATTACH_SHORT "p:a:f:lA:b:t"
+
+/* One attach option into params; 1 if o is not an attach option, 2 on error. */
+static int attach_option(int o, json_object *params, json_object **args, const char *cmd)
+{
+        char *end;
+        long long v;
+
+        switch (o) {
+        case 'p':
+        case 'K':
+                v = strtoll(optarg, &end, 10);
+                if (*end || v <= 0 || v > INT_MAX)
+                        return usage_error(cmd, o == 'p' ? "bad --pid" : "bad --max-keys");
+                json_object_object_add(params, o == 'p' ? "pid" : "max_keys", json_object_new_int64(v));
+                return 0;
+        case 'a':
+                if (!*args)
+                        *args = json_object_new_array();
+                json_object_array_add(*args, json_object_new_string(optarg));
+                return 0;
+        case 'f': json_object_object_add(params, "filter", json_object_new_string(optarg)); return 0;
+        case 'l': json_object_object_add(params, "latency", json_object_new_boolean(1)); return 0;
+        case 'A': json_object_object_add(params, "aggregate", json_object_new_string(optarg)); return 0;
+        case 'b': json_object_object_add(params, "by", json_object_new_string(optarg)); return 0;
+        case 't': json_object_object_add(params, "transient", json_object_new_boolean(1)); return 0;
+        }
+        return 1;
+}
+
+static void attach_finish(json_object *params, json_object *args, const char *spec_arg)
+{
+        char *spec = absolute_spec(spec_arg);
+
+        json_object_object_add(params, "spec", json_object_new_string(spec ? spec : spec_arg));
+        free(spec);
+        if (args)
+                json_object_object_add(params, "args", args);
+}
+
 static int cmd_attach(struct ctl *c, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                { "pid", required_argument, NULL, 'p' },
-                { "arg", required_argument, NULL, 'a' },
-                { "filter", required_argument, NULL, 'f' },
-                { "latency", no_argument, NULL, 'l' },
-                { "aggregate", required_argument, NULL, 'A' },
-                { "by", required_argument, NULL, 'b' },
-                { "max-keys", required_argument, NULL, 'K' },
-                { "transient", no_argument, NULL, 't' },
-                COMMON_OPTS, {}
-        };
+        static const struct option opts[] = { ATTACH_OPTS, COMMON_OPTS, {} };
         json_object *params = json_object_new_object(), *args = NULL, *res;
-        char *spec, *end;
-        long long v;
         int o, r;
 
-        while ((o = getopt_long(argc, argv, "p:a:f:lA:b:tjh", opts, NULL)) >= 0) {
-                switch (o) {
-                case 'p':
-                case 'K':
-                        v = strtoll(optarg, &end, 10);
-                        if (*end || v <= 0 || v > INT_MAX) {
-                                json_object_put(params);
-                                return usage_error("attach", o == 'p' ? "bad --pid" : "bad --max-keys");
-                        }
-                        json_object_object_add(params, o == 'p' ? "pid" : "max_keys",
-                                               json_object_new_int64(v));
-                        break;
-                case 'a':
-                        if (!args)
-                                args = json_object_new_array();
-                        json_object_array_add(args, json_object_new_string(optarg));
-                        break;
-                case 'f': json_object_object_add(params, "filter", json_object_new_string(optarg)); break;
-                case 'l': json_object_object_add(params, "latency", json_object_new_boolean(1)); break;
-                case 'A': json_object_object_add(params, "aggregate", json_object_new_string(optarg)); break;
-                case 'b': json_object_object_add(params, "by", json_object_new_string(optarg)); break;
-                case 't': json_object_object_add(params, "transient", json_object_new_boolean(1)); break;
-                case 'j': c->json = true; break;
-                case 'h': fputs(attach_usage, stdout); json_object_put(params); return 0;
-                default: json_object_put(params); return 2;
+        while ((o = getopt_long(argc, argv, ATTACH_SHORT "jh", opts, NULL)) >= 0) {
+                r = attach_option(o, params, &args, "attach");
+                if (r == 0)
+                        continue;
+                if (o == 'j') {
+                        c->json = true;
+                        continue;
                 }
+                json_object_put(params);
+                json_object_put(args);
+                if (o == 'h') {
+                        fputs(attach_usage, stdout);
+                        return 0;
+                }
+                return 2;
         }
         if (optind + 1 != argc) {
                 json_object_put(params);
                 json_object_put(args);
                 return usage_error("attach", "expected exactly one SPEC");
         }
-        spec = absolute_spec(argv[optind]);
-        json_object_object_add(params, "spec", json_object_new_string(spec ? spec : argv[optind]));
-        free(spec);
-        if (args)
-                json_object_object_add(params, "args", args);
+        attach_finish(params, args, argv[optind]);
         r = call(c, "attach", params, &res);
         if (r)
                 return r;
@@ -445,72 +467,56 @@ static bool handle_line(struct ctl *c, const char *line, size_t len)
         return is_event;
 }
 
-static int cmd_stream(struct ctl *c, int argc, char **argv)
-{
-        static const struct option opts[] = {
-                { "count", required_argument, NULL, 'n' },
-                { "timeout", required_argument, NULL, 'T' },
-                COMMON_OPTS, {}
-        };
-        json_object *params = json_object_new_object(), *ids, *res;
-        long long count = 0, seen = 0;
-        double timeout = 0;
-        struct timespec start, now;
-        char *end, *line, *msg = NULL;
-        size_t len;
-        int o, r;
+struct stream_opts {
+        long long count;
+        double timeout;
+};
 
-        while ((o = getopt_long(argc, argv, "n:T:jh", opts, NULL)) >= 0) {
-                switch (o) {
-                case 'n':
-                        count = strtoll(optarg, &end, 10);
-                        if (*end || count <= 0) {
-                                json_object_put(params);
-                                return usage_error("stream", "bad --count");
-                        }
-                        break;
-                case 'T':
-                        timeout = strtod(optarg, &end);
-                        if (*end || timeout <= 0) {
-                                json_object_put(params);
-                                return usage_error("stream", "bad --timeout");
-                        }
-                        break;
-                case 'j': c->json = true; break;
-                case 'h': fputs(stream_usage, stdout); json_object_put(params); return 0;
-                default: json_object_put(params); return 2;
-                }
+/* --count, --timeout: 0 if o was one, 1 if not, 2 on error. */
+static int stream_option(int o, struct stream_opts *so, const char *cmd)
+{
+        char *end;
+
+        switch (o) {
+        case 'n':
+                so->count = strtoll(optarg, &end, 10);
+                if (*end || so->count <= 0)
+                        return usage_error(cmd, "bad --count");
+                return 0;
+        case 'T':
+                so->timeout = strtod(optarg, &end);
+                if (*end || so->timeout <= 0)
+                        return usage_error(cmd, "bad --timeout");
+                return 0;
         }
-        r = parse_ids(argc - optind, argv + optind, &ids, "stream");
-        if (r) {
-                json_object_put(params);
-                return r;
-        }
-        json_object_object_add(params, "ids", ids);
-        if (connect_daemon(c))
-                return 1;
-        r = rpc_call(&c->rpc, "subscribe", params, &res, &msg, NULL, NULL);
-        if (r == -EPROTO) {
-                fail("%s", msg);
-                free(msg);
-                return 1;
-        }
-        if (r < 0)
-                return fail("subscribe: %s", strerror(-r));
-        json_object_put(res);
+        return 1;
+}
+
+#define STREAM_OPTS { "count", required_argument, NULL, 'n' }, { "timeout", required_argument, NULL, 'T' }
+
+/* Print events until --count, --timeout, Ctrl-C or the daemon goes away. */
+static int stream_loop(struct ctl *c, const struct stream_opts *so, bool events)
+{
+        struct timespec start, now;
+        long long seen = 0;
+        char *line;
+        size_t len;
+        int r;
+
         signal(SIGINT, on_sigint);
         signal(SIGTERM, on_sigint);
         if (!c->json)
                 setvbuf(stdout, NULL, _IOLBF, 0);
         clock_gettime(CLOCK_MONOTONIC, &start);
-        while (!interrupted && (!count || seen < count)) {
+        while (!interrupted && (!so->count || seen < so->count)) {
                 int wait = -1;
 
-                if (timeout > 0) {
+                if (so->timeout > 0) {
                         double left;
 
                         clock_gettime(CLOCK_MONOTONIC, &now);
-                        left = timeout - ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9);
+                        left = so->timeout - ((now.tv_sec - start.tv_sec) +
+                                              (now.tv_nsec - start.tv_nsec) / 1e9);
                         if (left <= 0)
                                 break;
                         wait = (int)(left * 1000) + 1;
@@ -522,11 +528,157 @@ static int cmd_stream(struct ctl *c, int argc, char **argv)
                         fflush(stdout);
                         return fail("connection to utraced lost: %s", strerror(-r));
                 }
-                if (handle_line(c, line, len))
+                if (events && handle_line(c, line, len))
                         seen++;
         }
         fflush(stdout);
         return 0;
+}
+
+static int subscribe(struct ctl *c, json_object *params)
+{
+        json_object *res;
+        char *msg = NULL;
+        int r = rpc_call(&c->rpc, "subscribe", params, &res, &msg, NULL, NULL);
+
+        if (r == -EPROTO) {
+                fail("%s", msg);
+                free(msg);
+                return 1;
+        }
+        if (r < 0)
+                return fail("subscribe: %s", strerror(-r));
+        json_object_put(res);
+        return 0;
+}
+
+static int cmd_stream(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = { STREAM_OPTS, COMMON_OPTS, {} };
+        struct stream_opts so = { 0 };
+        json_object *params, *ids;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, "n:T:jh", opts, NULL)) >= 0) {
+                r = stream_option(o, &so, "stream");
+                if (r == 0)
+                        continue;
+                if (r == 2)
+                        return r;
+                switch (o) {
+                case 'j': c->json = true; break;
+                case 'h': fputs(stream_usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        r = parse_ids(argc - optind, argv + optind, &ids, "stream");
+        if (r)
+                return r;
+        params = json_object_new_object();
+        json_object_object_add(params, "ids", ids);
+        if (connect_daemon(c)) {
+                json_object_put(params);
+                return 1;
+        }
+        r = subscribe(c, params);
+        return r ? r : stream_loop(c, &so, true);
+}
+
+static const char trace_usage[] =
+        "Usage: utracectl trace SPEC [OPTIONS]\n"
+        "\n"
+        "Attach a probe for as long as this command runs and print its events; with\n"
+        "--aggregate, print the counts or histograms when it ends. The probe is\n"
+        "detached when the command exits, however it exits.\n"
+        "\n"
+        "Takes the options of attach (see utracectl attach --help), and:\n"
+        "  -n, --count N       exit after N events\n"
+        "  -T, --timeout SEC   exit after SEC seconds\n"
+        "  -j, --json          one JSON event object per line\n"
+        "  -h, --help          show this help\n";
+
+static int cmd_trace(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = { ATTACH_OPTS, STREAM_OPTS, COMMON_OPTS, {} };
+        json_object *params = json_object_new_object(), *args = NULL, *res, *id, *sub;
+        struct stream_opts so = { 0 };
+        bool aggregate;
+        char *msg = NULL;
+        int o, r;
+
+        while ((o = getopt_long(argc, argv, ATTACH_SHORT "n:T:jh", opts, NULL)) >= 0) {
+                r = attach_option(o, params, &args, "trace");
+                if (r == 1)
+                        r = stream_option(o, &so, "trace");
+                if (r == 0)
+                        continue;
+                if (r == 1 && o == 'j') {
+                        c->json = true;
+                        continue;
+                }
+                json_object_put(params);
+                json_object_put(args);
+                if (r == 1 && o == 'h') {
+                        fputs(trace_usage, stdout);
+                        return 0;
+                }
+                return 2;
+        }
+        if (optind + 1 != argc) {
+                json_object_put(params);
+                json_object_put(args);
+                return usage_error("trace", "expected exactly one SPEC");
+        }
+        attach_finish(params, args, argv[optind]);
+        aggregate = json_object_object_get_ex(params, "aggregate", NULL);
+        json_object_object_add(params, "transient", json_object_new_boolean(1));
+        if (connect_daemon(c)) {
+                json_object_put(params);
+                return 1;
+        }
+        r = rpc_call(&c->rpc, "attach", params, &res, &msg, NULL, NULL);
+        if (r == -EPROTO) {
+                fail("%s", msg);
+                free(msg);
+                return 1;
+        }
+        if (r < 0)
+                return fail("attach: %s", strerror(-r));
+        json_object_object_get_ex(res, "id", &id);
+        sub = json_object_new_object();
+        json_object_object_add(sub, "id", json_object_get(id));
+        if (!aggregate) {
+                fprintf(stderr, "tracing %s (probe %s); Ctrl-C to stop\n", argv[optind],
+                        json_object_get_string(id));
+                r = subscribe(c, sub); /* takes sub */
+                sub = NULL;
+                if (!r)
+                        r = stream_loop(c, &so, true);
+        } else {
+                fprintf(stderr, "counting in the kernel (probe %s); Ctrl-C to print\n",
+                        json_object_get_string(id));
+                r = stream_loop(c, &so, false);
+                interrupted = 0;
+                if (!r) {
+                        json_object *agg;
+
+                        r = rpc_call(&c->rpc, "aggregations", sub, &agg, &msg, NULL, NULL);
+                        sub = NULL;
+                        if (r == 0) {
+                                if (c->json)
+                                        print_json(agg);
+                                else
+                                        output_aggregations(stdout, agg);
+                                json_object_put(agg);
+                        } else {
+                                r = fail("%s", msg ? msg : strerror(-r));
+                                free(msg);
+                        }
+                }
+        }
+        json_object_put(sub);
+        json_object_put(res);
+        return r;
 }
 
 static const struct command {
@@ -539,6 +691,7 @@ static const struct command {
         { "detach", cmd_detach, "detach probes" },
         { "list", cmd_list, "list probes" },
         { "stream", cmd_stream, "print events as they arrive" },
+        { "trace", cmd_trace, "attach for as long as it runs and print events" },
         { "stats", cmd_stats, "per-probe and per-client counters" },
         { "hist", cmd_hist, "show a probe's in-kernel counts or histograms" },
 };

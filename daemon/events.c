@@ -85,8 +85,10 @@ static int arm_timer(struct events *ev)
 
         sd_event_now(ev->loop, CLOCK_MONOTONIC, &now);
         if (!ev->timer) {
+                /* accuracy 0 would mean sd-event's default of 250 ms */
                 r = sd_event_add_time(ev->loop, &ev->timer, CLOCK_MONOTONIC,
-                                      now + ev->flush_ns / 1000, 0, on_timer, ev);
+                                      now + ev->flush_ns / 1000, MAX(ev->flush_ns / 4000, 1),
+                                      on_timer, ev);
                 return r;
         }
         r = sd_event_source_set_time(ev->timer, now + ev->flush_ns / 1000);

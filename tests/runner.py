@@ -44,6 +44,8 @@ def run_unit(build, counts, only):
     args = {"test-elffile": [f"{build}/tests/target", f"{build}/tests/target-stripped"]}
     for exe in sorted(glob.glob(f"{build}/tests/test-*")):
         name = os.path.basename(exe)
+        if not os.path.isfile(exe) or not os.access(exe, os.X_OK):
+            continue
         if only and not any(o in name for o in only):
             continue
         p = subprocess.run([exe, *args.get(name, [])], capture_output=True, text=True,

@@ -6,6 +6,7 @@ directory of its own), so tests never see each other's probes. Cleanup is
 registered before anything is started: daemons are stopped, their pins
 purged and fixture processes killed even when a test fails.
 """
+import collections
 import itertools
 import json
 import os
@@ -76,6 +77,7 @@ class Client:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
         self.buf = b""
+        self.lines = collections.deque()
         self.ids = itertools.count(1)
         self.pending = []  # notifications read while waiting for replies
 
@@ -87,7 +89,7 @@ class Client:
 
     def _line(self, timeout):
         deadline = time.monotonic() + timeout
-        while b"\n" not in self.buf:
+        while not self.lines:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no message from utraced")
@@ -97,9 +99,10 @@ class Client:
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("utraced closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line
+            parts = (self.buf + chunk).split(b"\n")
+            self.buf = parts.pop()
+            self.lines.extend(parts)
+        return self.lines.popleft()
 
     def message(self, timeout=10):
         if self.pending:
