@@ -126,8 +126,9 @@ def _flatten(suite):
 
 
 def sweep():
-    """Leftovers of a crashed run: pins of test instances."""
-    for d in glob.glob("/sys/fs/bpf/utrace-test-*"):
+    """Leftovers of this run's test instances (pins are named after the runner's
+    pid, so runs side by side leave each other alone)."""
+    for d in glob.glob(f"/sys/fs/bpf/utrace-test-{os.getpid()}-*"):
         shutil.rmtree(d, ignore_errors=True)
 
 
