@@ -161,6 +161,34 @@ static int purge(const struct options *o)
         return 0;
 }
 
+/* Under systemd (NOTIFY_SOCKET set): STATUS= follows the number of probes and
+ * clients, checked after every loop iteration that did something. */
+struct notify_status {
+        struct manager *m;
+        struct server *srv;
+        size_t probes, clients;
+        bool sent;
+};
+
+static int notify_status(sd_event_source *s, void *userdata)
+{
+        struct notify_status *ns = userdata;
+        size_t np, nc = 0;
+
+        (void)s;
+        manager_probes(ns->m, &np);
+        for (struct client *c = server_clients(ns->srv); c; c = c->next)
+                nc++;
+        if (ns->sent && np == ns->probes && nc == ns->clients)
+                return 0;
+        ns->probes = np;
+        ns->clients = nc;
+        ns->sent = true;
+        sd_notifyf(0, "STATUS=%zu probe%s, %zu client%s", np, np == 1 ? "" : "s", nc,
+                   nc == 1 ? "" : "s");
+        return 0;
+}
+
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
         (void)userdata;
@@ -182,6 +210,7 @@ int main(int argc, char **argv)
         struct manager *m = NULL;
         struct server *srv = NULL;
         struct error err = { 0 };
+        struct notify_status ns = { 0 };
         sd_event *loop = NULL;
         sigset_t mask;
         int r;
@@ -240,6 +269,17 @@ int main(int argc, char **argv)
                 log_info("utraced %s ready on %s: %zu probe%s, %s links", UTRACE_VERSION,
                          o.socket_path, n, n == 1 ? "" : "s",
                          loader_multi(manager_loader(m)) ? "uprobe_multi" : "perf-event");
+        }
+        if (getenv("NOTIFY_SOCKET")) {
+                ns = (struct notify_status){ .m = m, .srv = srv };
+                notify_status(NULL, &ns);
+                r = sd_event_add_post(loop, NULL, notify_status, &ns);
+                if (r >= 0)
+                        r = sd_event_set_watchdog(loop, true); /* pings every WatchdogSec/2 */
+                if (r < 0) {
+                        log_error("sd-event: %s", strerror(-r));
+                        goto out;
+                }
         }
         sd_notify(0, "READY=1");
         r = sd_event_loop(loop);
