@@ -158,10 +158,11 @@ class Client:
 
 
 class Fixture:
-    """tests/fixtures/target, driven over stdin."""
+    """tests/fixtures/target, driven over stdin; prefix runs it through another
+    command (e.g. nsenter into a container)."""
 
-    def __init__(self, path=TARGET):
-        self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, path=TARGET, prefix=()):
+        self.proc = subprocess.Popen([*prefix, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "ready", f"fixture did not start: {line}"
