@@ -89,10 +89,10 @@ def meson_install(destdir):
 class Container:
     """A booted systemd in an nspawn container on an overlay of the cached root."""
 
-    def __init__(self):
-        self.dir = f"/var/tmp/utrace-systemd-test-{os.getpid()}"
+    def __init__(self, name="systemd"):
+        self.dir = f"/var/tmp/utrace-{name}-test-{os.getpid()}"
         self.root = os.path.join(self.dir, "root")
-        self.bpffs = f"{BPFFS_PREFIX}{os.getpid()}-systemd"
+        self.bpffs = f"{BPFFS_PREFIX}{os.getpid()}-{name}"
         self.mounted = False
         self.nspawn = None
         self.init = None
@@ -366,3 +366,53 @@ class Systemd(unittest.TestCase):
         print("\n".join(line for line in out.splitlines() if line.startswith("\u2717")))
         print(f"systemd-analyze security utraced.service: {m.group(1)} (full output in {LOG})")
         self.assertLessEqual(float(m.group(1)), 3.0, out)
+
+
+class DebianPackage(unittest.TestCase):
+    """debian/ builds a package with dpkg-buildpackage; installed in a booted
+    system it creates the group, enables and starts the units; an upgrade keeps
+    the probes, removal detaches them, purge removes the state."""
+
+    def test_build_install_upgrade_remove_purge(self):
+        work = tempfile.mkdtemp(prefix="utrace-deb-")
+        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
+        src = os.path.join(work, "utrace")
+        os.mkdir(src)
+        files = run(["git", "-C", SRC, "ls-files", "-co", "--exclude-standard"]).stdout
+        for f in files.splitlines():
+            if os.path.isfile(os.path.join(SRC, f)):
+                os.makedirs(os.path.dirname(os.path.join(src, f)), exist_ok=True)
+                shutil.copy2(os.path.join(SRC, f), os.path.join(src, f))
+        p = run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
+        version = run(["dpkg-parsechangelog", "-S", "Version"], cwd=src).stdout.strip()
+        deb = os.path.join(work, f"utrace_{version}_amd64.deb")
+
+        ct = Container("deb")
+
+        def install():      # the package only, into the container's /opt
+            os.makedirs(ct.root + "/opt/deb")
+            shutil.copy(deb, ct.root + "/opt/deb/")
+        ct.install = install
+        self.addCleanup(ct.teardown)
+        ct.setup()
+        inside = "/opt/deb/" + os.path.basename(deb)
+        ct.sh("dpkg", "-i", inside)
+        self.assertEqual(ct.sh("getent", "group", "utraced").stdout.split(":")[0], "utraced")
+        self.assertEqual(ct.sh("systemctl", "is-enabled", "utraced.socket", "utraced.service")
+                         .stdout.split(), ["enabled", "enabled"])
+        self.assertEqual(ct.sh("systemctl", "is-active", "utraced.socket", "utraced.service")
+                         .stdout.split(), ["active", "active"])
+        probe = ct.sh("utracectl", "attach", "uprobe:libc.so.6:malloc").stdout.split()[0]
+        pid = ct.show("utraced.service", "MainPID")
+        ct.sh("dpkg", "-i", inside)                       # an upgrade restarts, keeps probes
+        self.assertNotEqual(ct.show("utraced.service", "MainPID"), pid)
+        lst = json.loads(ct.sh("utracectl", "list", "--json").stdout)["probes"]
+        self.assertEqual([str(x["id"]) for x in lst], [probe])
+        ct.sh("dpkg", "-r", "utrace")
+        self.assertEqual(ct.sh("systemctl", "is-active", "utraced.socket", "utraced.service",
+                               check=False).stdout.split(), ["inactive", "inactive"])
+        self.assertFalse(os.path.exists(os.path.join(ct.bpffs, "utraced", "links", probe)))
+        ct.sh("dpkg", "--purge", "utrace")
+        self.assertFalse(os.path.exists(ct.path("/var/lib/utraced")))
+        self.assertFalse(os.path.exists(ct.path("/etc/utraced")))
