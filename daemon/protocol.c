@@ -626,7 +626,7 @@ static const struct {
 
 /* --- dispatch -------------------------------------------------------------- */
 
-static json_object *parse_line(const char *line, size_t len, struct error *err)
+json_object *protocol_parse(const char *line, size_t len, struct error *err)
 {
         json_tokener *tok;
         json_object *o;
@@ -683,7 +683,7 @@ void protocol_handle(struct client *c, const char *line, size_t len)
         bool notification;
         int r;
 
-        req = parse_line(line, len, &err);
+        req = protocol_parse(line, len, &err);
         if (!req) {
                 reply_error(c, NULL, &err);
                 return;

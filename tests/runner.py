@@ -3,8 +3,14 @@
 """Runs every test of utrace and prints one line per test and a final
 "N passed, N failed, N skipped".
 
-  unit tests         build/tests/test-* (TAP-like lines, one count per check)
+  unit tests         BUILD/tests/test-* (TAP-like lines, one count per check)
   integration tests  tests/integration/test_*.py (a real daemon each)
+  fuzz targets       tests/fuzz/run for each target (one test each)
+
+Each --phase NAME=BUILD runs the unit and integration tests against one
+build (e.g. asan=build-asan, a build with ASan and UBSan), in a process of its
+own; test names get the prefix NAME/. --fuzz SECONDS runs every fuzz target
+that long.
 
 With UTRACE_REQUIRE_BPF=1 (as in CI) a test skipped because BPF is
 unavailable counts as failed: on a machine that should have BPF, that skip
@@ -13,10 +19,12 @@ is a failure.
 import argparse
 import glob
 import importlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import unittest
@@ -25,11 +33,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Counts:
-    def __init__(self):
+    def __init__(self, prefix=""):
         self.passed = self.failed = self.skipped = 0
         self.failures = []
+        self.prefix = prefix
 
     def add(self, status, name, detail=""):
+        name = self.prefix + name
         if status == "PASS":
             self.passed += 1
         elif status == "SKIP":
@@ -140,21 +150,65 @@ def sweep():
         shutil.rmtree(d, ignore_errors=True)
 
 
+FUZZ_TARGETS = ["request", "spec", "elf", "format"]
+
+
+def run_fuzz(seconds, counts, only):
+    for t in FUZZ_TARGETS:
+        name = f"fuzz/{t}"
+        if only and not any(o in name for o in only):
+            continue
+        p = subprocess.run([os.path.join(HERE, "fuzz", "run"), str(seconds), t],
+                           capture_output=True, text=True)
+        detail = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr.strip()
+        counts.add("PASS" if p.returncode == 0 else "FAIL", name, detail)
+        if p.returncode != 0:
+            print(p.stdout + p.stderr, flush=True)
+
+
+def run_phase(name, build, only, counts):
+    """One build's unit and integration tests, in a child process."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        subprocess.run([sys.executable, __file__, "--single", build, "--prefix", name,
+                        "--report", report.name, *only])
+        try:
+            c = json.load(report)
+        except ValueError:
+            c = {"passed": 0, "failed": 1, "skipped": 0, "failures": [f"{name}: runner crashed"]}
+    counts.passed += c["passed"]
+    counts.failed += c["failed"]
+    counts.skipped += c["skipped"]
+    counts.failures += c["failures"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    ap.add_argument("--phase", action="append", default=[], metavar="NAME=BUILD")
+    ap.add_argument("--fuzz", type=int, default=0, metavar="SECONDS")
+    ap.add_argument("--single", help=argparse.SUPPRESS)
+    ap.add_argument("--prefix", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--report", help=argparse.SUPPRESS)
     ap.add_argument("only", nargs="*", help="run only tests whose name contains one of these")
     a = ap.parse_args()
-    build = os.path.abspath(a.build)
-    require_bpf = os.environ.get("UTRACE_REQUIRE_BPF") == "1"
-    counts = Counts()
+    counts = Counts(a.prefix)
+    if a.single:
+        require_bpf = os.environ.get("UTRACE_REQUIRE_BPF") == "1"
+        try:
+            run_unit(os.path.abspath(a.single), counts, a.only)
+            run_integration(os.path.abspath(a.single), counts, a.only, require_bpf)
+        finally:
+            sweep()
+            with open(a.report, "w") as f:
+                json.dump(vars(counts), f)
+        return 0
     start = time.monotonic()
-    try:
-        run_unit(build, counts, a.only)
-        run_integration(build, counts, a.only, require_bpf)
-    finally:
-        sweep()
+    for phase in a.phase or ["=build"]:
+        name, _, build = phase.rpartition("=")
+        run_phase(f"{name}/" if name else "", os.path.abspath(os.path.join(HERE, "..", build)),
+                  a.only, counts)
+    if a.fuzz:
+        run_fuzz(a.fuzz, counts, a.only)
     print(f"\n{len(counts.failures)} failures:" if counts.failures else "", flush=True)
     for f in counts.failures:
         print(f"  {f}")

@@ -202,6 +202,7 @@ class Daemon:
         self.extra = list(extra)
         self.proc = None
         self.logs = []
+        self.purged = False
 
     def args(self):
         return ["--socket", self.socket, "--bpffs-root", self.root, "--state-dir", self.state]
@@ -247,6 +248,9 @@ class Daemon:
         return self.proc.returncode if self.proc else None
 
     def purge(self):
+        if self.purged:
+            return
+        self.purged = True
         self.stop(signal.SIGKILL if self.proc and self.proc.poll() is None else signal.SIGTERM)
         subprocess.run([UTRACED, *self.args(), "--purge"], capture_output=True)
         if os.path.exists(self.root):
@@ -279,12 +283,27 @@ class UtraceTest(unittest.TestCase):
     def setUp(self):
         self.daemon = Daemon(*self.daemon_args)
         self.addCleanup(self.daemon.purge)
+        self.addCleanup(self.check_daemon_exit)
         try:
             self.daemon.start()
         except BpfUnavailable as e:
             self.skipTest(f"BPF unavailable: {e}")
         self.c = self.daemon.client()
         self.addCleanup(self.c.close)
+
+    def check_daemon_exit(self):
+        """The daemon must exit cleanly on SIGTERM, with nothing reported by
+        the sanitizers (ASan, UBSan, LeakSanitizer) of a --sanitize build."""
+        if self.daemon.purged:
+            return
+        rc = self.daemon.stop()
+        text = self.daemon.log()
+        reports = [line for line in text.splitlines()
+                   if "Sanitizer" in line or "runtime error:" in line]
+        if reports:
+            self.fail("utraced: sanitizer report:\n" + text[-4000:])
+        if rc not in (0, None, -signal.SIGKILL):
+            self.fail(f"utraced exited with {rc}:\n{text[-2000:]}")
 
     def fixture(self, path=TARGET):
         f = Fixture(path)
