@@ -228,11 +228,12 @@ class Daemon:
         raise RuntimeError(f"utraced did not come up:\n{self.log()}")
 
     def log(self):
+        # read through a file description of our own: seeking the one the
+        # daemon writes through would move where its next line lands
         text = ""
         for f in self.logs:
-            f.flush()
-            f.seek(0)
-            text += f.read()
+            with open(f.name) as mine:
+                text += mine.read()
         return text
 
     def stop(self, sig=signal.SIGTERM):
