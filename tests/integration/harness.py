@@ -160,9 +160,10 @@ class Client:
 class Fixture:
     """tests/fixtures/target, driven over stdin."""
 
-    def __init__(self, path=TARGET):
-        self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+    def __init__(self, path=TARGET, prefix=()):
+        # prefix: a command that runs the fixture (e.g. setpriv to change its uid)
+        self.proc = subprocess.Popen([*prefix, path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "ready", f"fixture did not start: {line}"
         self.pid = int(line[1])
@@ -286,8 +287,8 @@ class UtraceTest(unittest.TestCase):
         self.c = self.daemon.client()
         self.addCleanup(self.c.close)
 
-    def fixture(self, path=TARGET):
-        f = Fixture(path)
+    def fixture(self, path=TARGET, prefix=()):
+        f = Fixture(path, prefix)
         self.addCleanup(f.close)
         return f
 
