@@ -453,14 +453,21 @@ static bool handle_line(struct ctl *c, const char *line, size_t len)
                         output_event(stdout, p);
                         is_event = true;
                 } else if (strcmp(json_object_get_string(m), "lost") == 0) {
-                        json_object *n, *t;
+                        json_object *n = NULL, *t = NULL, *probe = NULL;
 
                         json_object_object_get_ex(p, "count", &n);
                         json_object_object_get_ex(p, "total", &t);
                         fflush(stdout);
-                        fprintf(stderr, "utracectl: warning: %s events lost: this client read too "
-                                "slowly (%s in all)\n", json_object_get_string(n),
-                                json_object_get_string(t));
+                        if (json_object_object_get_ex(p, "probe", &probe))
+                                fprintf(stderr, "utracectl: warning: %s events of probe %s were "
+                                        "lost in the kernel before utraced could read them (%s "
+                                        "in all)\n",
+                                        json_object_get_string(n), json_object_get_string(probe),
+                                        json_object_get_string(t));
+                        else
+                                fprintf(stderr, "utracectl: warning: %s events lost: this client "
+                                        "read too slowly (%s in all)\n", json_object_get_string(n),
+                                        json_object_get_string(t));
                 }
         }
         json_object_put(msg);
