@@ -146,11 +146,15 @@ static const char attach_usage[] =
         "                          a prefix\n"
         "  -l, --latency           pair entry and return: one event with latency_ns\n"
         "  -A, --aggregate AGG     count or hist(FIELD): keep counts in the kernel, no events\n"
-        "  -b, --by FIELD          key an aggregation by comm, pid, tid, uid, argN or str(argN)\n"
+        "  -b, --by FIELD          key an aggregation by comm, pid, tid, uid, argN, retval\n"
+        "                          or str(argN)\n"
         "      --max-keys N        distinct keys before the rest are folded together\n"
         "  -t, --transient         detach when this connection closes\n"
         "  -j, --json              print the probe as JSON\n"
-        "  -h, --help              show this help\n";
+        "  -h, --help              show this help\n"
+        "\n"
+        "argN and retval take casts, as in bpftrace: (int)retval, (u8)arg1, (s16)arg0;\n"
+        "s8..s64, u8..u64 and the C names (char, short, int, unsigned, long).\n";
 
 #define ATTACH_OPTS                                                  \
         { "pid", required_argument, NULL, 'p' },                     \
