@@ -718,7 +718,10 @@ static int compile_aggregation(struct probe *p, struct error *err)
         case FIELD_ARG:
         case FIELD_RETVAL:
                 if (ref.is_str) {
-                        r = string_slot(p, &ref, "", true, 0, err);
+                        /* a key is the first UT_KEY_MAX bytes: no need to read more */
+                        if (!ref.len || ref.len > UT_KEY_MAX)
+                                ref.len = UT_KEY_MAX;
+                        r = string_slot(p, &ref, "", true, ref.len + 1, err);
                         c->key_src = UT_SRC_STR;
                 } else {
                         r = value_slot(p, &ref, "", true, err);

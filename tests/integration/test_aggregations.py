@@ -119,6 +119,16 @@ class Aggregations(UtraceTest):
         self.assertEqual(self.keys(p), {"a": 3, "bb": 2, "x" * 32: 2})
         st = self.stats(p)
         self.assertEqual((st["hits"], st["filtered"], st["aggregated"]), (11, 4, 7))
+        # a key by a capture's name is the value as captured; str(arg0, LEN) sets its length
+        q = self.attach(f"uprobe:{TARGET}:ut_greet", aggregate="count", by="s",
+                        args=["s=str(arg0, 2)"])["id"]
+        r = self.attach(f"uprobe:{TARGET}:ut_greet", aggregate="count", by="str(arg0, 3)",
+                        args=["s=str(arg0, 2)"])["id"]
+        f.cmd("greet abcd 2")
+        f.cmd("greet abce 1")
+        f.cmd("greet xbcd 1")
+        self.assertEqual(self.keys(q), {"ab": 3, "xb": 1})
+        self.assertEqual(self.keys(r), {"abc": 3, "xbc": 1})
 
     def test_max_keys_and_the_overflow_key(self):
         p = self.attach(f"uprobe:{TARGET}:ut_add", aggregate="count", by="arg0", max_keys=3)["id"]
