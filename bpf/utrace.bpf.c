@@ -140,12 +140,7 @@ __noinline __u64 ut_arg(struct pt_regs *ctx, const struct ut_site *site, __u32 i
                 default: bpf_probe_read_user(&v, 8, p); break;
                 }
         }
-        switch (a->size) {
-        case 1: return a->is_signed ? (__u64)(__s64)(__s8)v : (__u8)v;
-        case 2: return a->is_signed ? (__u64)(__s64)(__s16)v : (__u16)v;
-        case 4: return a->is_signed ? (__u64)(__s64)(__s32)v : (__u32)v;
-        default: return v;
-        }
+        return ut_cast(v, (a->size & UT_CAST_SIZE) | (a->is_signed ? UT_CAST_SIGNED : 0));
 }
 
 static __always_inline __u64 str_ptr(struct pt_regs *ctx, const struct ut_site *site,
@@ -258,12 +253,16 @@ static __always_inline bool cmp_int(__u8 op, __u64 a, __u64 b)
         return false;
 }
 
-/* Compare s (len bytes, not NUL-terminated) with the predicate's operand. */
-static __always_inline bool cmp_str(const struct ut_pred *pr, const char *s, __u32 len)
+/*
+ * Compare s (len bytes, not NUL-terminated) with the predicate's operand.
+ * A truncated string goes on past len: it equals no operand of len bytes.
+ */
+static __always_inline bool cmp_str(const struct ut_pred *pr, const char *s, __u32 len,
+                                    bool truncated)
 {
         bool prefix = pr->op == UT_OP_STR_PREFIX || pr->op == UT_OP_STR_NPREFIX;
         bool negate = pr->op == UT_OP_STR_NE || pr->op == UT_OP_STR_NPREFIX;
-        bool match = prefix ? len >= pr->len : len == pr->len;
+        bool match = prefix ? len >= pr->len : len == pr->len && !truncated;
 
         for (int i = 0; i < UT_PRED_STR_MAX && match; i++) {
                 if (i >= pr->len || i >= UT_STR_MAX)
@@ -301,15 +300,30 @@ __noinline int ut_pred(struct pt_regs *ctx, const struct ut_site *site, const st
         case UT_SRC_PID: v = e->pid; break;
         case UT_SRC_TID: v = e->tid; break;
         case UT_SRC_UID: v = e->uid; break;
-        case UT_SRC_RETVAL: v = e->retval; break;
+        case UT_SRC_RETVAL: v = ut_cast(e->retval, pr->cast); break;
         case UT_SRC_LATENCY: v = e->latency_ns; break;
-        case UT_SRC_ARG: v = ut_arg(ctx, site, pr->idx); break;
+        case UT_SRC_ARG: v = ut_cast(ut_arg(ctx, site, pr->idx), pr->cast); break;
         case UT_SRC_CGROUP:
-                v = pr->idx ? bpf_get_current_ancestor_cgroup_id(pr->idx - 1)
-                            : bpf_get_current_cgroup_id();
+                v = bpf_get_current_cgroup_id();
+                if (!pr->idx)
+                        break;
+                /* in the cgroup or below it: is it among the ancestors? Levels are
+                 * looked through, not computed: the daemon may sit in a cgroup
+                 * namespace whose root is not the hierarchy's */
+                v = 0;
+                for (int l = 0; l < UT_CGROUP_LEVELS; l++) {
+                        __u64 id = bpf_get_current_ancestor_cgroup_id(l);
+
+                        if (!id)
+                                break;
+                        if (id == pr->val) {
+                                v = id;
+                                break;
+                        }
+                }
                 break;
         case UT_SRC_COMM:
-                return cmp_str(pr, e->comm, comm_len(e->comm));
+                return cmp_str(pr, e->comm, comm_len(e->comm), false);
         case UT_SRC_STR: {
                 __u32 off = string_at(rec, sbase, pr->idx);
                 const struct ut_str *h;
@@ -319,7 +333,7 @@ __noinline int ut_pred(struct pt_regs *ctx, const struct ut_site *site, const st
                 h = (const void *)(rec + off);
                 if (h->flags & UT_STR_FAULT)
                         return 0; /* unknown is never a match */
-                return cmp_str(pr, rec + off + 4, h->len);
+                return cmp_str(pr, rec + off + 4, h->len, h->flags & UT_STR_TRUNCATED);
         }
         default:
                 return 0;
@@ -435,6 +449,21 @@ static __always_inline __u64 wake_flags(__u64 now)
         return BPF_RB_NO_WAKEUP;
 }
 
+/* A hit dropped for want of room: counted for its probe, and globally so
+ * that the daemon knows to tell the probe's subscribers. */
+static __always_inline void count_drop(struct ut_stats *st, bool busy)
+{
+        __u32 zero = 0;
+        struct ut_global *g = bpf_map_lookup_elem(&globals, &zero);
+
+        if (busy)
+                COUNT(st, busy);
+        else
+                COUNT(st, lost);
+        if (g)
+                __sync_fetch_and_add(&g->drops, 1);
+}
+
 static __always_inline void fill_values(struct pt_regs *ctx, const struct ut_site *site,
                                         const struct ut_probe *p, __u64 *vals, bool is_ret,
                                         __s64 retval)
@@ -447,11 +476,11 @@ static __always_inline void fill_values(struct pt_regs *ctx, const struct ut_sit
                 c = &p->vals[i];
                 if (c->src == UT_SRC_RETVAL) {
                         if (is_ret)
-                                vals[i] = retval;
+                                vals[i] = ut_cast(retval, c->cast);
                         else
                                 vals[i] = 0;
                 } else if (!is_ret) {
-                        vals[i] = ut_arg(ctx, site, c->idx);
+                        vals[i] = ut_cast(ut_arg(ctx, site, c->idx), c->cast);
                 }
         }
 }
@@ -465,6 +494,7 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         struct ut_scratch *s;
         struct ut_stats *st;
         struct ut_event *e;
+        struct ut_lat_key lk;
         __u64 pid_tgid, now;
         bool latency;
         int r;
@@ -481,6 +511,12 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         if (!(is_ret && latency))
                 COUNT(st, hits);
 
+        pid_tgid = bpf_get_current_pid_tgid();
+        /* the call in flight: the return finds it at SP - 8 (the return address is popped) */
+        lk.tid = (__u32)pid_tgid;
+        lk.probe = slot;
+        lk.sp = PT_REGS_SP(ctx) - (is_ret ? 8 : 0);
+
         if (sleepable && !(is_ret && latency))
                 fault_in_strings(ctx, site, p, is_ret, st);
 
@@ -488,7 +524,9 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         if (!s)
                 return 0;
         if (__sync_lock_test_and_set(&s->busy, 1)) {
-                COUNT(st, busy);
+                count_drop(st, true);
+                if (latency && !is_ret)
+                        bpf_map_delete_elem(&lat, &lk); /* no stale entry for this return */
                 return 0;
         }
 
@@ -498,22 +536,16 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                 nvals = UT_MAX_VALS;
         sbase = sizeof(*e) + 8 * nvals;
         now = bpf_ktime_get_ns();
-        pid_tgid = bpf_get_current_pid_tgid();
 
         if (is_ret && latency) {
-                struct ut_lat_key k = {
-                        .tid = (__u32)pid_tgid,
-                        .probe = slot,
-                        .sp = PT_REGS_SP(ctx) - 8,
-                };
-                void *stored = bpf_map_lookup_elem(&lat, &k);
+                void *stored = bpf_map_lookup_elem(&lat, &lk);
 
                 if (!stored) {
                         COUNT(st, unpaired);
                         goto out;
                 }
                 bpf_probe_read_kernel(s->rec, UT_REC_MAX, stored);
-                bpf_map_delete_elem(&lat, &k);
+                bpf_map_delete_elem(&lat, &lk);
                 if (e->gen != p->gen) {
                         COUNT(st, unpaired);
                         goto out;
@@ -571,19 +603,17 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                         continue;
                 if (!ut_pred(ctx, site, pr, s, sbase)) {
                         COUNT(st, filtered);
+                        /* an entry a longjmp left behind at this stack
+                         * pointer must not pair with this call's return */
+                        if (latency && !is_ret)
+                                bpf_map_delete_elem(&lat, &lk);
                         goto out;
                 }
         }
 
         if (latency && !is_ret) {
-                struct ut_lat_key k = {
-                        .tid = e->tid,
-                        .probe = slot,
-                        .sp = PT_REGS_SP(ctx),
-                };
-
-                if (bpf_map_update_elem(&lat, &k, s->rec, BPF_ANY))
-                        COUNT(st, lost);
+                if (bpf_map_update_elem(&lat, &lk, s->rec, BPF_ANY))
+                        count_drop(st, false);
                 goto out;
         }
 
@@ -593,7 +623,7 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                 if (off < sizeof(*e))
                         off = sizeof(*e);
                 if (bpf_ringbuf_output(&events, s->rec, off, wake_flags(now)))
-                        COUNT(st, lost);
+                        count_drop(st, false);
                 else
                         COUNT(st, emitted);
         } else {

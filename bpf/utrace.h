@@ -33,6 +33,7 @@
 #define UT_LAT_ENTRIES    8192  /* in-flight calls of latency probes */
 #define UT_AGG_KEYS       16384 /* keys of all aggregations */
 #define UT_COMM_LEN       16
+#define UT_CGROUP_LEVELS  32    /* cgroup nesting a cgroup filter looks through */
 
 /* Where an argument lives (UT_MAX_ARGS of these per site). */
 enum ut_arg_type {
@@ -76,13 +77,37 @@ enum ut_src {
         UT_SRC_UID,
         UT_SRC_COMM,     /* key only */
         UT_SRC_STR,      /* string slot idx */
-        UT_SRC_CGROUP,   /* cgroup id; predicates: idx = ancestor level + 1, or 0 */
+        UT_SRC_CGROUP,   /* cgroup id; predicates: idx 1 = the cgroup or one below it, 0 = exactly */
         UT_SRC_NONE = 0xff,
 };
 
+/*
+ * A cast narrows an integer to its low bytes, then sign- or zero-extends it
+ * back to 64 bits: the low nibble is the size in bytes (1, 2, 4; 0 or 8 keep
+ * all 64 bits), UT_CAST_SIGNED sign-extends. USDT arguments are narrowed
+ * to the sizes their notes give with it too.
+ */
+#define UT_CAST_SIZE   0x0f
+#define UT_CAST_SIGNED 0x10
+
+static inline __u64 ut_cast(__u64 v, __u8 cast)
+{
+        switch (cast) {
+        case 1: return (__u8)v;
+        case 2: return (__u16)v;
+        case 4: return (__u32)v;
+        case 1 | UT_CAST_SIGNED: return (__u64)(__s64)(__s8)v;
+        case 2 | UT_CAST_SIGNED: return (__u64)(__s64)(__s16)v;
+        case 4 | UT_CAST_SIGNED: return (__u64)(__s64)(__s32)v;
+        default: return v;
+        }
+}
+
 struct ut_capture {
-        __u8 src; /* UT_SRC_ARG or UT_SRC_RETVAL */
+        __u8 src;  /* UT_SRC_ARG or UT_SRC_RETVAL */
         __u8 idx;
+        __u8 cast; /* applied to the value before it is recorded */
+        __u8 pad;
 };
 
 struct ut_strcap {
@@ -102,7 +127,8 @@ struct ut_pred {
         __u8 op;    /* enum ut_op */
         __u8 idx;   /* argument index, string slot or cgroup level */
         __u8 len;   /* operand length for string ops, NUL excluded */
-        __u32 pad;
+        __u8 cast;  /* applied to an ARG or RETVAL value before comparing */
+        __u8 pad[3];
         __u64 val;  /* integer operand */
         char str[UT_PRED_STR_MAX];
 };
@@ -212,12 +238,14 @@ struct ut_global {
         __u64 wake_bytes; /* wake the daemon once this much is pending */
         __u64 wake_ns;    /* or when the last wakeup is older than this */
         __u64 last_wake;
+        __u64 drops;      /* hits of any probe dropped for want of room (ring buffer
+                           * full, scratch busy): the daemon looks for whose */
 };
 
 _Static_assert(sizeof(struct ut_arg_spec) == 16, "ut_arg_spec layout");
 _Static_assert(sizeof(struct ut_site) == 8 + 16 * UT_MAX_ARGS, "ut_site layout");
 _Static_assert(sizeof(struct ut_pred) == 16 + UT_PRED_STR_MAX, "ut_pred layout");
-_Static_assert(sizeof(struct ut_probe) == 24 + 2 * UT_MAX_VALS + 4 * UT_MAX_STRS +
+_Static_assert(sizeof(struct ut_probe) == 24 + 4 * UT_MAX_VALS + 4 * UT_MAX_STRS +
                (16 + UT_PRED_STR_MAX) * UT_MAX_PREDS, "ut_probe layout");
 _Static_assert(sizeof(struct ut_stats) == 80, "ut_stats layout");
 _Static_assert(sizeof(struct ut_event) == 72, "ut_event layout");
@@ -225,6 +253,6 @@ _Static_assert(sizeof(struct ut_str) == 4, "ut_str layout");
 _Static_assert(sizeof(struct ut_lat_key) == 16, "ut_lat_key layout");
 _Static_assert(sizeof(struct ut_agg_key) == 8 + UT_KEY_MAX, "ut_agg_key layout");
 _Static_assert(sizeof(struct ut_agg_val) == 16 + 8 * UT_HIST_SLOTS, "ut_agg_val layout");
-_Static_assert(sizeof(struct ut_global) == 24, "ut_global layout");
+_Static_assert(sizeof(struct ut_global) == 32, "ut_global layout");
 
 #endif

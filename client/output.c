@@ -79,7 +79,7 @@ void output_event(FILE *f, json_object *p)
                 }
         }
         if ((v = get(p, "retval")))
-                fprintf(f, " retval=%lld", (long long)json_object_get_int64(v));
+                fprintf(f, " retval=%s", json_object_to_json_string(v));
         if ((v = get(p, "latency_ns"))) {
                 output_duration(dur, sizeof(dur), (unsigned long long)json_object_get_int64(v));
                 fprintf(f, " latency=%s", dur);
@@ -155,15 +155,16 @@ static void key_text(json_object *k, char *buf, size_t size)
         json_object *key = get(k, "key");
 
         if (json_object_get_boolean(get(k, "overflow")))
-                snprintf(buf, size, "[other keys]");
+                snprintf(buf, size, "[<other keys>]");
         else if (!key)
-                snprintf(buf, size, "total");
+                buf[0] = 0;
         else if (json_object_is_type(key, json_type_string))
-                snprintf(buf, size, "%s", json_object_get_string(key));
+                snprintf(buf, size, "[%s]", json_object_get_string(key));
         else
-                snprintf(buf, size, "%s", json_object_to_json_string(key));
+                snprintf(buf, size, "[%s]", json_object_to_json_string(key));
 }
 
+/* 1K, 4M: a bucket bound the way bpftrace writes it. */
 static void bound(char *buf, size_t size, unsigned long long v)
 {
         static const char *const units[] = { "", "K", "M", "G", "T", "P", "E" };
@@ -196,16 +197,23 @@ static void print_hist(FILE *f, json_object *buckets)
 
                 bound(l, sizeof(l), lo);
                 bound(h, sizeof(h), hi + 1);
-                if (lo == 0 && hi == 0)
-                        snprintf(range, sizeof(range), "[0]");
+                if (get_int(b, "min") < 0)
+                        snprintf(range, sizeof(range), "(..., 0)");
+                else if (lo == hi)
+                        snprintf(range, sizeof(range), "[%s]", l);
+                else if (hi == UINT64_MAX)
+                        snprintf(range, sizeof(range), "[%s, ...)", l);
                 else
                         snprintf(range, sizeof(range), "[%s, %s)", l, h);
                 memset(bar, '@', w);
                 bar[w] = 0;
-                fprintf(f, "%-16s %8llu |%-52s|\n", range, c, bar);
+                fprintf(f, "%-20s %8llu |%-52s|\n", range, c, bar);
         }
 }
 
+/* The daemon lists the biggest first; printed the other way round, as
+ * bpftrace does, the biggest end up next to the prompt. The overflow key
+ * stays last. */
 void output_aggregations(FILE *f, json_object *r)
 {
         json_object *keys = get(r, "keys");
@@ -213,34 +221,44 @@ void output_aggregations(FILE *f, json_object *r)
         const char *value = get_str(r, "value");
         const char *by = get_str(r, "by");
         bool hist = mode && strcmp(mode, "hist") == 0;
-        size_t n = keys ? json_object_array_length(keys) : 0;
+        size_t n = keys ? json_object_array_length(keys) : 0, m = n;
 
         if (!n) {
                 fprintf(f, "no hits yet\n");
                 return;
         }
-        if (!hist) {
-                fprintf(f, "%-32s  %12s\n", by ? by : "", "COUNT");
-                for (size_t i = 0; i < n; i++) {
-                        json_object *k = json_object_array_get_idx(keys, i);
-                        char kt[256];
-
-                        key_text(k, kt, sizeof(kt));
-                        fprintf(f, "%-32s  %12llu\n", kt, get_u64(k, "count"));
-                }
-                return;
-        }
-        for (size_t i = 0; i < n; i++) {
-                json_object *k = json_object_array_get_idx(keys, i);
-                unsigned long long count = get_u64(k, "count"), sum = get_u64(k, "sum");
+        if (m && json_object_get_boolean(get(json_object_array_get_idx(keys, n - 1), "overflow")))
+                m--;
+        if (hist)
+                fprintf(f, "hist(%s)", value ? value : "");
+        else
+                fputs("count", f);
+        fprintf(f, "%s%s:\n", by ? " by " : "", by ? by : "");
+        for (size_t j = 0; j < n; j++) {
+                size_t i = j < m ? m - 1 - j : j;
+                json_object *k = json_object_array_get_idx(keys, i), *sum = get(k, "sum");
+                unsigned long long count = get_u64(k, "count");
                 char kt[256];
 
                 key_text(k, kt, sizeof(kt));
-                fprintf(f, "%s%s%s: count %llu, average %llu (%s)\n", by ? by : "", by ? " " : "",
-                        kt, count, count ? sum / count : 0, value ? value : "");
+                if (!hist) {
+                        fprintf(f, "@%s: %llu\n", kt, count);
+                        continue;
+                }
+                fprintf(f, "%s@%s: count %llu, average ", j ? "\n" : "", kt, count);
+                if (!count) {
+                        fputs("-\n", f); /* a key being created this instant */
+                } else if (json_object_get_int64(sum) < 0) {
+                        fprintf(f, "%lld\n", (long long)json_object_get_int64(sum) / (long long)count);
+                } else if (value && strcmp(value, "latency_ns") == 0) {
+                        char avg[32];
+
+                        output_duration(avg, sizeof(avg), json_object_get_uint64(sum) / count);
+                        fprintf(f, "%s\n", avg);
+                } else {
+                        fprintf(f, "%llu\n", (unsigned long long)json_object_get_uint64(sum) / count);
+                }
                 print_hist(f, get(k, "buckets"));
-                if (i + 1 < n)
-                        fputc('\n', f);
         }
 }
 

@@ -146,11 +146,15 @@ static const char attach_usage[] =
         "                          a prefix\n"
         "  -l, --latency           pair entry and return: one event with latency_ns\n"
         "  -A, --aggregate AGG     count or hist(FIELD): keep counts in the kernel, no events\n"
-        "  -b, --by FIELD          key an aggregation by comm, pid, tid, uid, argN or str(argN)\n"
+        "  -b, --by FIELD          key an aggregation by comm, pid, tid, uid, argN, retval\n"
+        "                          or str(argN)\n"
         "      --max-keys N        distinct keys before the rest are folded together\n"
         "  -t, --transient         detach when this connection closes\n"
         "  -j, --json              print the probe as JSON\n"
-        "  -h, --help              show this help\n";
+        "  -h, --help              show this help\n"
+        "\n"
+        "argN and retval take casts, as in bpftrace: (int)retval, (u8)arg1, (s16)arg0;\n"
+        "s8..s64, u8..u64 and the C names (char, short, int, unsigned, long).\n";
 
 #define ATTACH_OPTS                                                  \
         { "pid", required_argument, NULL, 'p' },                     \
@@ -453,14 +457,21 @@ static bool handle_line(struct ctl *c, const char *line, size_t len)
                         output_event(stdout, p);
                         is_event = true;
                 } else if (strcmp(json_object_get_string(m), "lost") == 0) {
-                        json_object *n, *t;
+                        json_object *n = NULL, *t = NULL, *probe = NULL;
 
                         json_object_object_get_ex(p, "count", &n);
                         json_object_object_get_ex(p, "total", &t);
                         fflush(stdout);
-                        fprintf(stderr, "utracectl: warning: %s events lost: this client read too "
-                                "slowly (%s in all)\n", json_object_get_string(n),
-                                json_object_get_string(t));
+                        if (json_object_object_get_ex(p, "probe", &probe))
+                                fprintf(stderr, "utracectl: warning: %s events of probe %s were "
+                                        "lost in the kernel before utraced could read them (%s "
+                                        "in all)\n",
+                                        json_object_get_string(n), json_object_get_string(probe),
+                                        json_object_get_string(t));
+                        else
+                                fprintf(stderr, "utracectl: warning: %s events lost: this client "
+                                        "read too slowly (%s in all)\n", json_object_get_string(n),
+                                        json_object_get_string(t));
                 }
         }
         json_object_put(msg);

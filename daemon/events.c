@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -23,7 +24,21 @@ struct events {
         struct events_ops ops;
         void *userdata;
         struct events_counters c;
+        uint64_t drops_seen; /* the BPF side's count of dropped hits, at the last drain */
 };
+
+/* Whether the BPF side dropped hits since the last look. */
+static bool new_drops(struct events *ev)
+{
+        struct ut_global g;
+        __u32 zero = 0;
+
+        if (bpf_map_lookup_elem(loader_map_fd(manager_loader(ev->m), MAP_GLOBALS), &zero, &g) < 0 ||
+            g.drops == ev->drops_seen)
+                return false;
+        ev->drops_seen = g.drops;
+        return true;
+}
 
 static int on_record(void *ctx, void *data, size_t size)
 {
@@ -56,6 +71,7 @@ static int arm_timer(struct events *ev);
 
 static void drain(struct events *ev)
 {
+        bool drops;
         int r;
 
         ev->rt_offset = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
@@ -64,10 +80,13 @@ static void drain(struct events *ev)
         r = ring_buffer__consume(ev->rb);
         if (r < 0)
                 log_warning("ring buffer: %s", strerror(-r));
-        if (ev->batch) {
+        drops = new_drops(ev);
+        if (drops)
+                ev->ops.dropped(ev->userdata);
+        if (ev->batch || drops)
                 ev->ops.flush(ev->userdata);
+        if (ev->batch)
                 arm_timer(ev);
-        }
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -154,6 +173,8 @@ int events_new(sd_event *loop, struct manager *m, uint64_t flush_ns, const struc
                 events_free(ev);
                 return r;
         }
+        /* drops from before this start are in the counters, not news */
+        new_drops(ev);
         /* whatever is queued from before this start is delivered first */
         drain(ev);
         *ret = ev;

@@ -14,13 +14,16 @@
  * daemon has no timer running.
  *
  * Each record is formatted once and handed to deliver(); flush() runs after
- * each drain so that sockets see one write per batch.
+ * each drain so that sockets see one write per batch. When the BPF side
+ * dropped hits for want of room since the last drain, dropped() runs before
+ * flush(), to find whose and tell their subscribers.
  */
 struct events;
 
 struct events_ops {
         /* Returns true when at least one receiver took the event. */
         bool (*deliver)(struct probe *p, const char *line, size_t len, void *userdata);
+        void (*dropped)(void *userdata);
         void (*flush)(void *userdata);
 };
 

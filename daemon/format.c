@@ -195,8 +195,13 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 buf_json_str(b, loc->name, strlen(loc->name));
         }
         if (e->flags & UT_EV_RETURN) {
+                uint64_t rv = ut_cast(e->retval, p->retval_cast);
+
                 LIT(b, ",\"retval\":");
-                buf_s64(b, e->retval);
+                if (p->retval_cast && !(p->retval_cast & UT_CAST_SIGNED))
+                        buf_u64(b, rv);
+                else
+                        buf_s64(b, (int64_t)rv);
         }
         if (e->flags & UT_EV_LATENCY) {
                 LIT(b, ",\"latency_ns\":");

@@ -170,8 +170,10 @@ int loader_open(const char *root, const struct loader_opts *opts, struct loader 
         {
                 struct ut_global old;
 
-                if (bpf_map_lookup_elem(l->map_fds[MAP_GLOBALS], &zero, &old) == 0)
+                if (bpf_map_lookup_elem(l->map_fds[MAP_GLOBALS], &zero, &old) == 0) {
                         g.last_wake = old.last_wake;
+                        g.drops = old.drops;
+                }
                 bpf_map_update_elem(l->map_fds[MAP_GLOBALS], &zero, &g, BPF_ANY);
         }
         *ret = l;

@@ -144,8 +144,13 @@ static void reset_slot(struct manager *m, uint32_t slot)
 
 static int register_probe(struct manager *m, struct probe *p)
 {
+        struct ut_stats st;
+
         if (grow_array(&m->probes, &m->probes_cap, m->nprobes + 1, sizeof(*m->probes)) < 0)
                 return -ENOMEM;
+        /* drops from before this instance adopted the probe are in its stats, not news */
+        if (manager_stats(m, p, &st) == 0)
+                p->drops_reported = st.lost + st.busy;
         m->probes[m->nprobes++] = p;
         m->by_slot[p->slot] = p;
         return 0;

@@ -2,6 +2,7 @@
 #include <bpf/bpf.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <mntent.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -327,7 +328,16 @@ static struct probe_field *add_field(struct probe *p, const char *name, bool is_
         return f;
 }
 
-/* Slot for an integer value of ref (ARG or RETVAL); reuses a capture. */
+/* Whether an integer value of ref reads as signed: its cast says, else retval
+ * and the USDT arguments the note calls signed do. */
+static bool ref_signed(const struct probe *p, const struct fieldref *ref)
+{
+        if (ref->cast)
+                return ref->cast & UT_CAST_SIGNED;
+        return ref->field == FIELD_RETVAL || (ref->field == FIELD_ARG && arg_signed(p, ref->idx));
+}
+
+/* Slot for an integer value of ref (ARG or RETVAL, maybe cast); reuses a capture. */
 static int value_slot(struct probe *p, const struct fieldref *ref, const char *name, bool hidden,
                       struct error *err)
 {
@@ -337,7 +347,8 @@ static int value_slot(struct probe *p, const struct fieldref *ref, const char *n
 
         if (hidden)
                 for (int i = 0; i < c->nvals; i++)
-                        if (c->vals[i].src == src && (src == UT_SRC_RETVAL || c->vals[i].idx == ref->idx))
+                        if (c->vals[i].src == src && c->vals[i].cast == ref->cast &&
+                            (src == UT_SRC_RETVAL || c->vals[i].idx == ref->idx))
                                 return i;
         if (c->nvals >= UT_MAX_VALS)
                 return error_set(err, E_LIMIT, -E2BIG, "more than %d integer values", UT_MAX_VALS);
@@ -345,23 +356,34 @@ static int value_slot(struct probe *p, const struct fieldref *ref, const char *n
         if (!f)
                 return error_set(err, E_LIMIT, -E2BIG, "too many fields");
         f->index = c->nvals;
-        f->is_signed = src == UT_SRC_RETVAL || arg_signed(p, ref->idx);
-        c->vals[c->nvals] = (struct ut_capture){ .src = src, .idx = ref->idx };
+        f->is_signed = ref_signed(p, ref);
+        c->vals[c->nvals] = (struct ut_capture){ .src = src, .idx = ref->idx, .cast = ref->cast };
         return c->nvals++;
 }
 
+bool probe_value_signed(const struct probe *p, unsigned idx)
+{
+        for (int i = 0; i < p->nfields; i++)
+                if (!p->fields[i].is_str && p->fields[i].index == idx)
+                        return p->fields[i].is_signed;
+        return false;
+}
+
+/* Slot for a string of ref; a hidden one (a filter's, a key's) reuses a
+ * capture that reads at least min_cap bytes (NUL included). */
 static int string_slot(struct probe *p, const struct fieldref *ref, const char *name, bool hidden,
-                       struct error *err)
+                       unsigned min_cap, struct error *err)
 {
         struct ut_probe *c = &p->cfg;
         struct probe_field *f;
         uint8_t src = ref->field == FIELD_RETVAL ? UT_SRC_RETVAL : UT_SRC_ARG;
-        unsigned cap = (ref->len ? ref->len : SPEC_STR_DEFAULT) + 1;
+        unsigned cap = MAX((unsigned)(ref->len ? ref->len : SPEC_STR_DEFAULT) + 1, min_cap);
         unsigned total = cap;
 
         if (hidden)
                 for (int i = 0; i < c->nstrs; i++)
-                        if (c->strs[i].src == src && (src == UT_SRC_RETVAL || c->strs[i].idx == ref->idx))
+                        if (c->strs[i].src == src && c->strs[i].cap >= min_cap &&
+                            (src == UT_SRC_RETVAL || c->strs[i].idx == ref->idx))
                                 return i;
         if (c->nstrs >= UT_MAX_STRS)
                 return error_set(err, E_LIMIT, -E2BIG, "more than %d strings", UT_MAX_STRS);
@@ -384,15 +406,40 @@ static int deref_name(const struct probe *p, struct fieldref *ref, struct error 
 {
         if (ref->field != FIELD_NAME)
                 return 0;
-        for (int i = 0; i < p->spec.ncaps; i++)
-                if (streq(p->spec.caps[i].name, ref->name)) {
-                        bool is_str = ref->is_str || p->spec.caps[i].ref.is_str;
+        for (int i = 0; i < p->spec.ncaps; i++) {
+                const struct fieldref *cap = &p->spec.caps[i].ref;
+                bool is_str = ref->is_str || cap->is_str;
+                uint8_t cast = ref->cast;
 
-                        *ref = p->spec.caps[i].ref;
-                        ref->is_str = is_str;
-                        return 0;
-                }
+                if (!streq(p->spec.caps[i].name, ref->name))
+                        continue;
+                if (cast && cap->is_str)
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "(%s)%s: %s is a string", spec_cast_name(cast),
+                                         ref->name, ref->name);
+                if (cast && cap->cast)
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "(%s)%s: %s is already (%s)", spec_cast_name(cast),
+                                         ref->name, ref->name, spec_cast_name(cap->cast));
+                if (ref->is_str && cap->cast)
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "str(%s): %s is a cast integer, not a pointer",
+                                         ref->name, ref->name);
+                *ref = *cap;
+                ref->is_str = is_str;
+                if (cast)
+                        ref->cast = cast;
+                return 0;
+        }
         return error_set(err, E_INVALID_SPEC, -EINVAL, "unknown field \"%s\"", ref->name);
+}
+
+/* An event's retval shows the type the probe first casts retval to (in
+ * --arg, --filter, hist() or --by, in that order). */
+static void note_retval_cast(struct probe *p, const struct fieldref *ref)
+{
+        if (ref->field == FIELD_RETVAL && !ref->is_str && ref->cast && !p->retval_cast)
+                p->retval_cast = ref->cast;
 }
 
 static int check_ref(const struct probe *p, const struct fieldref *ref, const char *what,
@@ -424,23 +471,93 @@ static int check_ref(const struct probe *p, const struct fieldref *ref, const ch
         return 0;
 }
 
-static int cgroup_ref(const char *path, uint64_t *id, unsigned *level, struct error *err)
+/* Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
+ * /sys/fs/cgroup/unified on a hybrid system). */
+static int cgroup2_mount(char *buf, size_t size)
 {
-        char full[PATH_MAX];
-        struct stat st;
-        unsigned depth = 0;
+        _cleanup_fclose_ FILE *f = setmntent("/proc/self/mounts", "re");
+        struct mntent *me;
 
+        if (!f)
+                return -errno;
+        while ((me = getmntent(f)))
+                if (streq(me->mnt_type, "cgroup2")) {
+                        snprintf(buf, size, "%s", me->mnt_dir);
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+/* A cgroup path as /proc/PID/cgroup shows it ("/a/b"), or the directory
+ * under the cgroup2 mount, to the cgroup's id. */
+static int cgroup_ref(const char *path, uint64_t *id, struct error *err)
+{
+        char mnt[PATH_MAX], full[PATH_MAX], real[PATH_MAX];
+        size_t mlen;
+        struct stat st;
+
+        if (cgroup2_mount(mnt, sizeof(mnt)) < 0)
+                return error_set(err, E_UNSUPPORTED, -ENOENT,
+                                 "cgroup \"%s\": no cgroup v2 hierarchy is mounted", path);
         if (path[0] != '/')
                 return error_set(err, E_INVALID_SPEC, -EINVAL,
-                                 "cgroup \"%s\": give a path below /sys/fs/cgroup, or an id", path);
-        snprintf(full, sizeof(full), "/sys/fs/cgroup%s", path);
-        if (stat(full, &st) < 0 || !S_ISDIR(st.st_mode))
+                                 "cgroup \"%s\": give a path as /proc/PID/cgroup shows it "
+                                 "(\"/system.slice/x.service\"), or a cgroup id", path);
+        mlen = strlen(mnt);
+        if (startswith(path, mnt) && (path[mlen] == '/' || !path[mlen]))
+                snprintf(full, sizeof(full), "%s", path);
+        else
+                snprintf(full, sizeof(full), "%s%s", mnt, path);
+        if (!realpath(full, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode) ||
+            !startswith(real, mnt) || (real[mlen] != '/' && real[mlen]))
                 return error_set(err, E_INVALID_SPEC, -ENOENT, "no cgroup %s", full);
-        for (const char *c = path; *c; c++)
-                if (*c == '/' && c[1] && c[1] != '/')
-                        depth++;
-        *id = st.st_ino;
-        *level = depth;
+        *id = st.st_ino; /* a cgroup v2 directory's inode number is the cgroup id */
+        return 0;
+}
+
+/*
+ * The operand must be a value the field can hold: (u8)arg0 == 300 or
+ * (unsigned)retval < 0 would be decided before any hit. Uncast argN is a raw
+ * register (a negative operand compares it signed); uncast retval is signed.
+ */
+static int check_operand(const struct probe *p, const struct fieldref *ref,
+                         const struct predicate *in, struct error *err)
+{
+        unsigned size = ref->cast & UT_CAST_SIZE;
+        bool is_signed = ref_signed(p, ref);
+        long long v = in->ival;
+        char name[64];
+
+        if (!ref->cast && !is_signed)
+                return 0;
+        if (!size)
+                size = 8;
+        spec_format_field(ref, name, sizeof(name));
+        if (!is_signed) {
+                if (in->negative)
+                        return error_set(err, E_INVALID_SPEC, -ERANGE,
+                                         "--filter: %s is unsigned; it is never %lld", name, v);
+                if (size < 8 && (unsigned long long)v >> (8 * size))
+                        return error_set(err, E_INVALID_SPEC, -ERANGE,
+                                         "--filter: %llu is out of range for %s (0..%llu)",
+                                         (unsigned long long)v, name,
+                                         (1ULL << (8 * size)) - 1);
+                return 0;
+        }
+        if (!in->negative && v < 0) {
+                struct fieldref plain = *ref;
+                char pname[64];
+
+                plain.cast = 0;
+                spec_format_field(&plain, pname, sizeof(pname));
+                return error_set(err, E_INVALID_SPEC, -ERANGE,
+                                 "--filter: %llu is out of range for %s (signed 64 bits; "
+                                 "compare (u64)%s)", (unsigned long long)v, name, pname);
+        }
+        if (size < 8 && (v < -(1LL << (8 * size - 1)) || v >= 1LL << (8 * size - 1)))
+                return error_set(err, E_INVALID_SPEC, -ERANGE,
+                                 "--filter: %lld is out of range for %s (%lld..%lld)", v, name,
+                                 -(1LL << (8 * size - 1)), (1LL << (8 * size - 1)) - 1);
         return 0;
 }
 
@@ -460,6 +577,7 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
         r = check_ref(p, &ref, "--filter", err);
         if (r < 0)
                 return r;
+        note_retval_cast(p, &ref);
         want_str = ref.is_str || ref.field == FIELD_COMM ||
                    (ref.field == FIELD_CGROUP && in->is_str);
         if (want_str != in->is_str)
@@ -472,17 +590,16 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
 
                 if (ref.field == FIELD_CGROUP) {
                         uint64_t id;
-                        unsigned level;
 
                         if (in->prefix || (in->op != OP_EQ && in->op != OP_NE))
                                 return error_set(err, E_INVALID_SPEC, -EINVAL,
                                                  "--filter: cgroup compares with == or != a path");
-                        r = cgroup_ref(in->sval, &id, &level, err);
+                        r = cgroup_ref(in->sval, &id, err);
                         if (r < 0)
                                 return r;
                         out->src = UT_SRC_CGROUP;
                         out->op = in->op == OP_EQ ? UT_OP_EQ : UT_OP_NE;
-                        out->idx = level + 1;
+                        out->idx = 1; /* the cgroup or below */
                         out->val = id;
                         return 0;
                 }
@@ -503,7 +620,8 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
                         out->src = UT_SRC_COMM;
                         return 0;
                 }
-                r = string_slot(p, &ref, "", true, err);
+                /* one byte more than the operand: enough to see a longer string is not equal */
+                r = string_slot(p, &ref, "", true, len + 1, err);
                 if (r < 0)
                         return r;
                 out->src = UT_SRC_STR;
@@ -511,6 +629,7 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
                 return 0;
         }
         out->val = (uint64_t)in->ival;
+        out->cast = ref.cast;
         switch (ref.field) {
         case FIELD_PID: out->src = UT_SRC_PID; break;
         case FIELD_TID: out->src = UT_SRC_TID; break;
@@ -525,8 +644,13 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
         if (ref.field == FIELD_CGROUP && in->op != OP_EQ && in->op != OP_NE)
                 return error_set(err, E_INVALID_SPEC, -EINVAL,
                                  "--filter: cgroup compares with == or != only");
-        if (in->ival < 0 || ref.field == FIELD_RETVAL ||
-            (ref.field == FIELD_ARG && arg_signed(p, ref.idx)))
+        if (ref.field == FIELD_ARG || ref.field == FIELD_RETVAL) {
+                r = check_operand(p, &ref, in, err);
+                if (r < 0)
+                        return r;
+        }
+        if ((in->negative && !ref.cast) || ((ref.field == FIELD_ARG || ref.field == FIELD_RETVAL) &&
+                                            ref_signed(p, &ref)))
                 out->op = sops[in->op];
         else
                 out->op = uops[in->op];
@@ -556,6 +680,7 @@ static int compile_aggregation(struct probe *p, struct error *err)
                 r = check_ref(p, &ref, "hist()", err);
                 if (r < 0)
                         return r;
+                note_retval_cast(p, &ref);
                 switch (ref.field) {
                 case FIELD_LATENCY:
                         c->agg_src = UT_SRC_LATENCY;
@@ -583,6 +708,7 @@ static int compile_aggregation(struct probe *p, struct error *err)
         r = check_ref(p, &ref, "--by", err);
         if (r < 0)
                 return r;
+        note_retval_cast(p, &ref);
         switch (ref.field) {
         case FIELD_NONE: c->key_src = UT_SRC_NONE; break;
         case FIELD_COMM: c->key_src = UT_SRC_COMM; break;
@@ -592,7 +718,10 @@ static int compile_aggregation(struct probe *p, struct error *err)
         case FIELD_ARG:
         case FIELD_RETVAL:
                 if (ref.is_str) {
-                        r = string_slot(p, &ref, "", true, err);
+                        /* a key is the first UT_KEY_MAX bytes: no need to read more */
+                        if (!ref.len || ref.len > UT_KEY_MAX)
+                                ref.len = UT_KEY_MAX;
+                        r = string_slot(p, &ref, "", true, ref.len + 1, err);
                         c->key_src = UT_SRC_STR;
                 } else {
                         r = value_slot(p, &ref, "", true, err);
@@ -617,6 +746,7 @@ int probe_compile(struct probe *p, struct error *err)
 
         memset(c, 0, sizeof(*c));
         p->nfields = 0;
+        p->retval_cast = 0;
         if (s->latency && s->type != PROBE_UPROBE)
                 return error_set(err, E_INVALID_SPEC, -EINVAL,
                                  "--latency pairs a uprobe with its return; %s is a %s",
@@ -645,11 +775,12 @@ int probe_compile(struct probe *p, struct error *err)
                 if (r < 0)
                         return r;
                 if (cap->ref.is_str)
-                        r = string_slot(p, &cap->ref, cap->name, false, err);
+                        r = string_slot(p, &cap->ref, cap->name, false, 0, err);
                 else
                         r = value_slot(p, &cap->ref, cap->name, false, err);
                 if (r < 0)
                         return r;
+                note_retval_cast(p, &cap->ref);
         }
         for (int i = 0; i < s->npreds; i++) {
                 r = compile_pred(p, &s->preds[i], &c->preds[i], err);

@@ -63,6 +63,9 @@ struct probe {
         int nfields;
         struct ut_probe cfg;
         bool sleepable;
+        uint8_t retval_cast;     /* the first cast of retval in --arg, --filter, hist(),
+                                  * --by: the type an event's retval is shown with */
+        uint64_t drops_reported; /* dropped hits (lost + busy) told to subscribers */
 };
 
 struct probe *probe_new(void);
@@ -89,4 +92,6 @@ int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, 
 void probe_unpin(const struct probe *p, const char *root);
 
 const char *probe_type_name(enum probe_type t);
+/* Whether integer value idx of p's events is signed. */
+bool probe_value_signed(const struct probe *p, unsigned idx);
 const struct probe_location *probe_location(const struct probe *p, uint32_t loc);

@@ -531,7 +531,7 @@ static void agg_key_json(const struct probe *p, const struct ut_agg_key *k, json
                 break;
         case UT_SRC_ARG:
                 memcpy(&u64v, k->key, sizeof(u64v));
-                if (cfg->key_idx < UT_MAX_VALS && cfg->vals[cfg->key_idx].src == UT_SRC_RETVAL)
+                if (probe_value_signed(p, cfg->key_idx))
                         add(o, "key", json_object_new_int64((int64_t)u64v));
                 else
                         add(o, "key", u64(u64v));
@@ -541,32 +541,78 @@ static void agg_key_json(const struct probe *p, const struct ut_agg_key *k, json
         }
 }
 
+/*
+ * Log2 buckets, as bpftrace's hist(): slot 0 holds 0, slot i holds
+ * [2^(i-1), 2^i). For a signed value slot 64 holds the negative values and
+ * comes first. Every bucket from the lowest to the highest one used is
+ * listed, empty ones too.
+ */
+static json_object *hist_json(const struct ut_agg_val *v, bool is_signed)
+{
+        json_object *b = json_object_new_array();
+        int order[UT_HIST_SLOTS], first = -1, last = -1;
+
+        for (int i = 0; i < UT_HIST_SLOTS; i++)
+                order[i] = is_signed ? (i + UT_HIST_SLOTS - 1) % UT_HIST_SLOTS : i;
+        for (int i = 0; i < UT_HIST_SLOTS; i++)
+                if (v->slots[order[i]]) {
+                        if (first < 0)
+                                first = i;
+                        last = i;
+                }
+        for (int i = first; first >= 0 && i <= last; i++) {
+                int slot = order[i];
+                json_object *bucket = json_object_new_object();
+
+                if (is_signed && slot == 64) {
+                        add(bucket, "min", json_object_new_int64(INT64_MIN));
+                        add(bucket, "max", json_object_new_int64(-1));
+                } else {
+                        add(bucket, "min", u64(slot ? 1ULL << (slot - 1) : 0));
+                        add(bucket, "max", u64(slot == 0 ? 0 : slot == 64 ? UINT64_MAX
+                                                                         : (1ULL << slot) - 1));
+                }
+                add(bucket, "count", u64(v->slots[slot]));
+                json_object_array_add(b, bucket);
+        }
+        return b;
+}
+
 static void agg_cb(const struct ut_agg_key *k, const struct ut_agg_val *v, void *userdata)
 {
         struct agg_ctx *ctx = userdata;
+        const struct ut_probe *cfg = &ctx->p->cfg;
         json_object *o = json_object_new_object();
 
         agg_key_json(ctx->p, k, o);
         add(o, "count", u64(v->count));
-        if (ctx->p->cfg.mode == UT_MODE_HIST) {
-                json_object *b = json_object_new_array();
+        if (cfg->mode == UT_MODE_HIST) {
+                bool is_signed = cfg->agg_src == UT_SRC_ARG &&
+                                 probe_value_signed(ctx->p, cfg->agg_idx);
 
-                add(o, "sum", u64(v->sum));
-                for (int i = 0; i < UT_HIST_SLOTS; i++) {
-                        json_object *bucket;
-
-                        if (!v->slots[i])
-                                continue;
-                        bucket = json_object_new_object();
-                        /* slot 0 holds 0; slot i holds [2^(i-1), 2^i) */
-                        add(bucket, "min", u64(i ? 1ULL << (i - 1) : 0));
-                        add(bucket, "max", u64(i == 0 ? 0 : i == 64 ? UINT64_MAX : (1ULL << i) - 1));
-                        add(bucket, "count", u64(v->slots[i]));
-                        json_object_array_add(b, bucket);
-                }
-                add(o, "buckets", b);
+                add(o, "sum", is_signed ? json_object_new_int64((int64_t)v->sum) : u64(v->sum));
+                add(o, "buckets", hist_json(v, is_signed));
         }
         json_object_array_add(ctx->keys, o);
+}
+
+/* The biggest counts first; the overflow key last. */
+static int agg_order(const void *a, const void *b)
+{
+        json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b, *v;
+        bool ox = json_object_object_get_ex(x, "overflow", &v);
+        bool oy = json_object_object_get_ex(y, "overflow", &v);
+        uint64_t cx, cy;
+
+        if (ox != oy)
+                return ox ? 1 : -1;
+        json_object_object_get_ex(x, "count", &v);
+        cx = json_object_get_uint64(v);
+        json_object_object_get_ex(y, "count", &v);
+        cy = json_object_get_uint64(v);
+        if (cx != cy)
+                return cx > cy ? -1 : 1;
+        return strcmp(json_object_to_json_string(x), json_object_to_json_string(y));
 }
 
 static int m_aggregations(struct client *c, json_object *params, json_object **result,
@@ -595,6 +641,7 @@ static int m_aggregations(struct client *c, json_object *params, json_object **r
         ctx.p = p;
         ctx.keys = json_object_new_array();
         manager_aggregations(m, p, agg_cb, &ctx);
+        json_object_array_sort(ctx.keys, agg_order);
         *result = json_object_new_object();
         add(*result, "id", u64(p->id));
         add(*result, "mode", json_object_new_string(mode_name(p)));

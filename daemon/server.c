@@ -45,6 +45,7 @@ static void client_free(struct client *c)
         buf_free(&c->in);
         buf_free(&c->out);
         free(c->subs);
+        free(c->klost);
         log_debug("client %llu disconnected", (unsigned long long)c->id);
         free(c);
 }
@@ -58,16 +59,29 @@ static void update_events(struct client *c)
         sd_event_source_set_io_events(c->src, want);
 }
 
+/* "lost" notifications, once the client has room for them. */
 static void report_losses(struct client *c)
 {
-        char msg[160];
+        char msg[200];
         int n;
 
-        if (!c->dropped_unsent || c->out.len > c->srv->opts.queue_max / 2)
+        if (c->out.len > c->srv->opts.queue_max / 2)
+                return;
+        for (size_t i = 0; i < c->nklost; i++) {
+                n = snprintf(msg, sizeof(msg),
+                             "{\"jsonrpc\":\"2.0\",\"method\":\"lost\",\"params\":{\"reason\":"
+                             "\"kernel\",\"probe\":%llu,\"count\":%llu,\"total\":%llu}}\n",
+                             (unsigned long long)c->klost[i].probe,
+                             (unsigned long long)c->klost[i].count,
+                             (unsigned long long)c->klost[i].total);
+                buf_put(&c->out, msg, n);
+        }
+        c->nklost = 0;
+        if (!c->dropped_unsent)
                 return;
         n = snprintf(msg, sizeof(msg),
-                     "{\"jsonrpc\":\"2.0\",\"method\":\"lost\",\"params\":{\"count\":%llu,"
-                     "\"total\":%llu}}\n",
+                     "{\"jsonrpc\":\"2.0\",\"method\":\"lost\",\"params\":{\"reason\":\"queue\","
+                     "\"count\":%llu,\"total\":%llu}}\n",
                      (unsigned long long)c->dropped_unsent, (unsigned long long)c->dropped);
         buf_put(&c->out, msg, n);
         c->dropped_unsent = 0;
@@ -165,6 +179,51 @@ static bool deliver(struct probe *p, const char *line, size_t len, void *userdat
                 c->delivered++;
         }
         return any;
+}
+
+/* Kernel drops of probe p for client c, to report when it has room. */
+static void note_kernel_loss(struct client *c, const struct probe *p, uint64_t count,
+                             uint64_t total)
+{
+        struct client_loss *l = NULL;
+
+        for (size_t i = 0; i < c->nklost && !l; i++)
+                if (c->klost[i].probe == p->id)
+                        l = &c->klost[i];
+        if (!l) {
+                if (grow_array(&c->klost, &c->klost_cap, c->nklost + 1, sizeof(*c->klost)) < 0)
+                        return; /* still counted in the probe's stats */
+                l = &c->klost[c->nklost++];
+                *l = (struct client_loss){ .probe = p->id };
+        }
+        l->count += count;
+        l->total = total;
+}
+
+/* The BPF side dropped hits: find the probes and tell their subscribers. */
+static void dropped(void *userdata)
+{
+        struct server *s = userdata;
+        size_t n;
+        struct probe *const *probes = manager_probes(s->m, &n);
+
+        for (size_t i = 0; i < n; i++) {
+                struct probe *p = probes[i];
+                struct ut_stats st;
+                uint64_t drops;
+
+                if (p->cfg.mode != UT_MODE_EVENTS || manager_stats(s->m, p, &st) < 0)
+                        continue;
+                drops = st.lost + st.busy;
+                if (drops > p->drops_reported)
+                        for (struct client *c = s->clients; c; c = c->next)
+                                if (wants(c, p))
+                                        note_kernel_loss(c, p, drops - p->drops_reported, drops);
+                p->drops_reported = drops;
+        }
+        for (struct client *c = s->clients; c; c = c->next)
+                if (c->nklost)
+                        report_losses(c);
 }
 
 static void flush_all(void *userdata)
@@ -332,7 +391,9 @@ static int listen_on(struct server *s, const char *path, struct error *err)
 int server_new(sd_event *loop, struct manager *m, const struct server_opts *opts,
                struct server **ret, struct error *err)
 {
-        static const struct events_ops ops = { .deliver = deliver, .flush = flush_all };
+        static const struct events_ops ops = {
+                .deliver = deliver, .dropped = dropped, .flush = flush_all,
+        };
         struct server *s = calloc(1, sizeof(*s));
         int n, r;
 

@@ -15,9 +15,16 @@
  * buffer (bounded: one request line at most request_max bytes) and an output
  * buffer in which events take at most queue_max bytes; an event that does not
  * fit is dropped for that client alone, counted, and reported to it in a
- * "lost" notification once it reads again.
+ * "lost" notification once it reads again. Hits the kernel dropped (ring
+ * buffer full) are reported the same way to the subscribers of their probe.
  */
 struct server;
+
+struct client_loss {
+        uint64_t probe;
+        uint64_t count; /* dropped in the kernel, not yet reported */
+        uint64_t total; /* dropped in the kernel since the probe was attached */
+};
 
 struct client {
         struct server *srv;
@@ -36,6 +43,8 @@ struct client {
         uint64_t delivered;
         uint64_t dropped;         /* events dropped for this client in all */
         uint64_t dropped_unsent;  /* ... not yet reported to it */
+        struct client_loss *klost; /* per probe of its subscription */
+        size_t nklost, klost_cap;
 };
 
 struct server_opts {

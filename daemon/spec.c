@@ -189,6 +189,64 @@ static const struct {
         { "comm", FIELD_COMM }, { "cgroup", FIELD_CGROUP },
 };
 
+#define S UT_CAST_SIGNED
+static const struct {
+        const char *name;
+        uint8_t cast;
+} cast_types[] = {
+        /* the canonical names first: spec_cast_name() returns these */
+        { "s8", 1 | S }, { "s16", 2 | S }, { "s32", 4 | S }, { "s64", 8 | S },
+        { "u8", 1 }, { "u16", 2 }, { "u32", 4 }, { "u64", 8 },
+        { "int8", 1 | S }, { "int16", 2 | S }, { "int32", 4 | S }, { "int64", 8 | S },
+        { "uint8", 1 }, { "uint16", 2 }, { "uint32", 4 }, { "uint64", 8 },
+        { "int8_t", 1 | S }, { "int16_t", 2 | S }, { "int32_t", 4 | S }, { "int64_t", 8 | S },
+        { "uint8_t", 1 }, { "uint16_t", 2 }, { "uint32_t", 4 }, { "uint64_t", 8 },
+        { "char", 1 | S }, { "signed char", 1 | S }, { "unsigned char", 1 },
+        { "short", 2 | S }, { "short int", 2 | S }, { "signed short", 2 | S },
+        { "unsigned short", 2 }, { "unsigned short int", 2 },
+        { "int", 4 | S }, { "signed", 4 | S }, { "signed int", 4 | S },
+        { "unsigned", 4 }, { "unsigned int", 4 },
+        { "long", 8 | S }, { "long int", 8 | S }, { "signed long", 8 | S },
+        { "long long", 8 | S }, { "unsigned long", 8 }, { "unsigned long int", 8 },
+        { "unsigned long long", 8 }, { "size_t", 8 }, { "ssize_t", 8 | S },
+};
+#undef S
+
+const char *spec_cast_name(uint8_t cast)
+{
+        for (size_t i = 0; cast && i < ARRAY_SIZE(cast_types); i++)
+                if (cast_types[i].cast == cast)
+                        return cast_types[i].name;
+        return NULL;
+}
+
+/* The type between the parentheses of a cast, words separated by any blanks. */
+static bool parse_cast_type(const char *s, size_t n, uint8_t *cast)
+{
+        char norm[32];
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (isspace((unsigned char)s[i])) {
+                        if (k && norm[k - 1] != ' ' && k < sizeof(norm) - 1)
+                                norm[k++] = ' ';
+                        continue;
+                }
+                if (k >= sizeof(norm) - 1)
+                        return false;
+                norm[k++] = s[i];
+        }
+        if (k && norm[k - 1] == ' ')
+                k--;
+        norm[k] = 0;
+        for (size_t i = 0; i < ARRAY_SIZE(cast_types); i++)
+                if (streq(cast_types[i].name, norm)) {
+                        *cast = cast_types[i].cast;
+                        return true;
+                }
+        return false;
+}
+
 static int parse_field_n(const char *s, size_t n, struct fieldref *ref, struct error *err)
 {
         memset(ref, 0, sizeof(*ref));
@@ -196,6 +254,30 @@ static int parse_field_n(const char *s, size_t n, struct fieldref *ref, struct e
                 s++, n--;
         while (n && isspace((unsigned char)s[n - 1]))
                 n--;
+        if (n && s[0] == '(') {
+                const char *close = memchr(s, ')', n);
+                uint8_t cast;
+                int r;
+
+                if (!close || !parse_cast_type(s + 1, close - s - 1, &cast))
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "\"%.*s\": a cast names an integer type: (s8), (u16), "
+                                         "(int), (unsigned long), ... (s8 s16 s32 s64 u8 u16 u32 "
+                                         "u64 and their C names)", (int)MIN(n, 64), s);
+                r = parse_field_n(close + 1, n - (close + 1 - s), ref, err);
+                if (r < 0)
+                        return r;
+                if (ref->cast)
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "\"%.*s\": one cast per value", (int)MIN(n, 64), s);
+                if (ref->is_str || (ref->field != FIELD_ARG && ref->field != FIELD_RETVAL &&
+                                    ref->field != FIELD_NAME))
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "\"%.*s\": a cast applies to argN, retval or the name "
+                                         "of an integer --arg", (int)MIN(n, 64), s);
+                ref->cast = cast;
+                return 0;
+        }
         if (n > 5 && strncmp(s, "str(", 4) == 0 && s[n - 1] == ')') {
                 const char *in = s + 4, *comma;
                 size_t inlen = n - 5;
@@ -226,6 +308,9 @@ static int parse_field_n(const char *s, size_t n, struct fieldref *ref, struct e
                         return r;
                 if (ref->field != FIELD_ARG && ref->field != FIELD_RETVAL && ref->field != FIELD_NAME)
                         goto bad;
+                if (ref->cast)
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "str(): takes a pointer, not a cast value");
                 ref->is_str = true;
                 ref->len = len16;
                 return 0;
@@ -272,7 +357,9 @@ void spec_format_field(const struct fieldref *ref, char *buf, size_t size)
                 if (ref->field == FIELD_NONE)
                         snprintf(inner, sizeof(inner), "none");
         }
-        if (!ref->is_str)
+        if (ref->cast)
+                snprintf(buf, size, "(%s)%s", spec_cast_name(ref->cast), inner);
+        else if (!ref->is_str)
                 snprintf(buf, size, "%s", inner);
         else if (ref->len)
                 snprintf(buf, size, "str(%s, %u)", inner, ref->len);
@@ -302,10 +389,11 @@ int spec_parse_capture(const char *text, struct capture *c, struct error *err)
                 memcpy(c->name, text, eq - text);
                 c->name[eq - text] = 0;
         } else {
-                /* a bare expression names itself: str(arg1) is "arg1" */
+                /* a bare expression names itself: str(arg1) and (int)arg1 are "arg1" */
                 struct fieldref plain = c->ref;
 
                 plain.is_str = false;
+                plain.cast = 0;
                 spec_format_field(&plain, c->name, sizeof(c->name));
         }
         return 0;
@@ -360,8 +448,9 @@ static int parse_quoted(const char **p, char *out, size_t size, bool *star)
 
 static const char *const op_names[] = { "==", "!=", "<", "<=", ">", ">=" };
 
-/* 10ms, 5us, 3s: durations for latency comparisons. */
-static int parse_number(const char *s, size_t n, long long *ret)
+/* 10ms, 5us, 3s: durations for latency comparisons. Numbers above LLONG_MAX
+ * come back as their 64 bits. */
+static int parse_number(const char *s, size_t n, long long *ret, bool *negative)
 {
         static const struct { const char *sfx; long long mul; } units[] = {
                 { "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 },
@@ -383,8 +472,17 @@ static int parse_number(const char *s, size_t n, long long *ret)
                         break;
                 }
         }
-        if (parse_s64(buf, &v) < 0)
-                return -EINVAL;
+        *negative = buf[0] == '-';
+        if (*negative) {
+                if (parse_s64(buf, &v) < 0)
+                        return -EINVAL;
+        } else {
+                unsigned long long u;
+
+                if (parse_u64(buf, &u) < 0)
+                        return -EINVAL;
+                v = (long long)u;
+        }
         if (mul > 1 && (v < 0 || v > LLONG_MAX / mul))
                 return -ERANGE;
         *ret = v * mul;
@@ -425,6 +523,10 @@ int spec_parse_filter(const char *text, struct predicate *preds, int max, struct
                         return error_set(err, E_INVALID_SPEC, -EINVAL,
                                          "filter: \"%.64s\" has no comparison (==, !=, <, <=, >, >=)",
                                          start);
+                if (p == start)
+                        return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                         "filter: expected FIELD OP VALUE at \"%.16s\" (there is "
+                                         "no negation: write the opposite comparison)", start);
                 r = parse_field_n(start, p - start, &pr->ref, err);
                 if (r < 0)
                         return r;
@@ -458,7 +560,7 @@ int spec_parse_filter(const char *text, struct predicate *preds, int max, struct
 
                         while (*p && !isspace((unsigned char)*p) && *p != '&')
                                 p++;
-                        if (parse_number(v, p - v, &pr->ival) < 0)
+                        if (parse_number(v, p - v, &pr->ival, &pr->negative) < 0)
                                 return error_set(err, E_INVALID_SPEC, -EINVAL,
                                                  "filter: \"%.*s\" is not a number or a quoted string",
                                                  (int)MIN(p - v, 64), v);

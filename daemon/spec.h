@@ -36,6 +36,7 @@ struct fieldref {
         enum field field;
         bool is_str;   /* str(...) */
         uint8_t idx;   /* argument index */
+        uint8_t cast;  /* (TYPE)FIELD, encoded as for ut_cast(); 0: none */
         uint16_t len;  /* str(argN, LEN): bytes to read, 0 = default */
         char name[SPEC_NAME_MAX];
 };
@@ -52,7 +53,8 @@ struct predicate {
         enum cmp_op op;
         bool is_str;     /* the operand is a string */
         bool prefix;     /* string operand ended with '*' */
-        long long ival;  /* integer operand */
+        bool negative;   /* the integer operand was written with a '-' */
+        long long ival;  /* integer operand (above LLONG_MAX: its 64 bits) */
         char sval[64];   /* string operand (prefix without the '*') */
 };
 
@@ -91,5 +93,7 @@ int spec_parse_aggregate(const char *text, enum agg_mode *mode, struct fieldref 
                          struct error *err);
 int spec_parse_field(const char *text, struct fieldref *ref, struct error *err);
 void spec_format_field(const struct fieldref *ref, char *buf, size_t size);
+/* "s32" for a cast's encoding; NULL for 0. */
+const char *spec_cast_name(uint8_t cast);
 void probe_spec_done(struct probe_spec *s);
 bool spec_has_glob(const char *s);

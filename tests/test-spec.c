@@ -161,11 +161,59 @@ static void test_aggregate(void)
         CHECK(spec_parse_aggregate("sum(arg0)", &m, &f, &err) < 0, "sum: %s", err.msg);
 }
 
+static void test_casts(void)
+{
+        struct fieldref f;
+        struct capture c;
+        struct predicate p[SPEC_MAX_PREDS];
+        struct error err = { 0 };
+        char buf[64];
+        int n;
+
+        CHECK(spec_parse_field("(int)retval", &f, &err) == 0 && f.field == FIELD_RETVAL &&
+                      f.cast == (4 | UT_CAST_SIGNED), "(int)retval");
+        CHECK(spec_parse_field(" ( unsigned   long ) arg3 ", &f, &err) == 0 && f.field == FIELD_ARG &&
+                      f.idx == 3 && f.cast == 8, "(unsigned long) arg3, blanks anywhere");
+        CHECK(spec_parse_field("(u8)arg1", &f, &err) == 0 && f.cast == 1, "(u8)arg1");
+        CHECK(spec_parse_field("(char)arg1", &f, &err) == 0 && f.cast == (1 | UT_CAST_SIGNED),
+              "(char) is signed");
+        CHECK(spec_parse_field("(uint16)x", &f, &err) == 0 && f.field == FIELD_NAME && f.cast == 2,
+              "a cast of a capture name");
+        spec_parse_field("(int32_t)retval", &f, &err);
+        spec_format_field(&f, buf, sizeof(buf));
+        CHECK_STR(buf, "(s32)retval", "a cast prints with its canonical name");
+        for (size_t i = 0; i < 5; i++) {
+                static const char *const bad[] = {
+                        "(float)arg0", "(int)comm", "(int)str(arg0)", "str((int)arg0)",
+                        "(u8)(s8)arg0",
+                };
+
+                memset(&err, 0, sizeof(err));
+                CHECK(spec_parse_field(bad[i], &f, &err) < 0 && err.code == E_INVALID_SPEC,
+                      "%s is refused: %s", bad[i], err.msg);
+        }
+        CHECK(spec_parse_capture("(int)arg1", &c, &err) == 0 && streq(c.name, "arg1") &&
+                      c.ref.cast == (4 | UT_CAST_SIGNED), "a bare cast capture is named arg1");
+        CHECK(spec_parse_capture("st=(s16)retval", &c, &err) == 0 && streq(c.name, "st") &&
+                      c.ref.cast == (2 | UT_CAST_SIGNED), "st=(s16)retval");
+        n = spec_parse_filter("(int)retval < -1 && (u8)arg1 == 255", p, SPEC_MAX_PREDS, &err);
+        CHECK(n == 2 && p[0].ref.cast == (4 | UT_CAST_SIGNED) && p[0].negative && p[0].ival == -1 &&
+                      p[1].ref.cast == 1 && !p[1].negative, "casts in filters");
+        n = spec_parse_filter("arg0 == 0xffffffffffffffff", p, SPEC_MAX_PREDS, &err);
+        CHECK(n == 1 && (unsigned long long)p[0].ival == ~0ULL && !p[0].negative,
+              "an operand above LLONG_MAX keeps its 64 bits");
+        CHECK(ut_cast(0xfffffffeULL, 4 | UT_CAST_SIGNED) == (uint64_t)-2, "ut_cast sign-extends");
+        CHECK(ut_cast(0x1ffULL, 1) == 0xff && ut_cast(0x1ffULL, 1 | UT_CAST_SIGNED) == (uint64_t)-1 &&
+                      ut_cast(0x12345ULL, 2) == 0x2345 && ut_cast(~0ULL, 0) == ~0ULL,
+              "ut_cast narrows");
+}
+
 int main(void)
 {
         test_probe_specs();
         test_captures();
         test_filters();
         test_aggregate();
+        test_casts();
         return tap_done();
 }

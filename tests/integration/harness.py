@@ -162,8 +162,9 @@ class Fixture:
     command (e.g. nsenter into a container)."""
 
     def __init__(self, path=TARGET, prefix=()):
-        self.proc = subprocess.Popen([*prefix, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+        # prefix: a command that runs the fixture (e.g. setpriv to change its uid)
+        self.proc = subprocess.Popen([*prefix, path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "ready", f"fixture did not start: {line}"
         self.pid = int(line[1])
@@ -230,11 +231,12 @@ class Daemon:
         raise RuntimeError(f"utraced did not come up:\n{self.log()}")
 
     def log(self):
+        # read through a file description of our own: seeking the one the
+        # daemon writes through would move where its next line lands
         text = ""
         for f in self.logs:
-            f.flush()
-            f.seek(0)
-            text += f.read()
+            with open(f.name) as mine:
+                text += mine.read()
         return text
 
     def stop(self, sig=signal.SIGTERM):
@@ -305,8 +307,8 @@ class UtraceTest(unittest.TestCase):
         if rc not in (0, None, -signal.SIGKILL):
             self.fail(f"utraced exited with {rc}:\n{text[-2000:]}")
 
-    def fixture(self, path=TARGET):
-        f = Fixture(path)
+    def fixture(self, path=TARGET, prefix=()):
+        f = Fixture(path, prefix)
         self.addCleanup(f.close)
         return f
 

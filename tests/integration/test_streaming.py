@@ -38,7 +38,9 @@ class Streaming(UtraceTest):
         self.assertRpcError("no-such-probe", c.call, "subscribe", {"ids": [p1["id"], 999]})
 
     def test_slow_client_loses_counted_events_others_get_all(self):
-        batches, per_batch = 40, 500
+        # a batch (~26 KB of events) must fit the reader's 64K queue even when
+        # the machine is too busy to let it read while the fixture runs
+        batches, per_batch = 100, 200
         total = batches * per_batch
         sleeper = self.client()
         sleeper.call("subscribe")  # and then never reads until the end
