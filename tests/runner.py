@@ -90,6 +90,13 @@ class Result(unittest.TestResult):
         self.counts.add("FAIL", self._name(test), "(error) " + self._took(test))
         print(self._exc_info_to_string(err, test), flush=True)
 
+    def addSubTest(self, test, subtest, err):
+        # a failed subtest fails its test (which then reports no success)
+        if err is not None:
+            self.counts.add("FAIL", f"{self._name(test)} {subtest._subDescription()}",
+                            self._took(test))
+            print(self._exc_info_to_string(err, test), flush=True)
+
     def addSkip(self, test, reason):
         if self.require_bpf and reason.startswith("BPF unavailable"):
             self.counts.add("FAIL", self._name(test), f"(skipped, but BPF is required: {reason})")
