@@ -303,7 +303,13 @@ __noinline int ut_pred(struct pt_regs *ctx, const struct ut_site *site, const st
         case UT_SRC_UID: v = e->uid; break;
         case UT_SRC_RETVAL: v = e->retval; break;
         case UT_SRC_LATENCY: v = e->latency_ns; break;
-        case UT_SRC_ARG: v = ut_arg(ctx, site, pr->idx); break;
+        case UT_SRC_ARG:
+                v = ut_arg(ctx, site, pr->idx);
+                /* a USDT location that declares the argument signed compares it signed */
+                if (site && pr->idx < UT_MAX_ARGS && site->args[pr->idx].is_signed &&
+                    pr->op >= UT_OP_LT && pr->op <= UT_OP_GE)
+                        return cmp_int(pr->op + (UT_OP_SLT - UT_OP_LT), v, pr->val);
+                break;
         case UT_SRC_CGROUP:
                 v = pr->idx ? bpf_get_current_ancestor_cgroup_id(pr->idx - 1)
                             : bpf_get_current_cgroup_id();

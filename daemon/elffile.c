@@ -362,10 +362,14 @@ int elf_usdt_notes(const struct elf_file *f, struct usdt_note **ret, struct erro
         if (have_base)
                 base_addr = shdr.sh_addr;
         scn = find_section(f, ".note.stapsdt", &shdr);
-        if (!scn) {
-                *ret = NULL;
-                return 0;
-        }
+        if (!scn && have_base)
+                return error_set(err, E_NO_USDT, -ENOENT,
+                                 "%s was built with USDT probes (it has .stapsdt.base), but its "
+                                 ".note.stapsdt section was stripped: their locations are gone",
+                                 f->path);
+        if (!scn)
+                return error_set(err, E_NO_USDT, -ENOENT,
+                                 "%s has no USDT probes (no .note.stapsdt section)", f->path);
         data = elf_getdata(scn, NULL);
         if (!data || shdr.sh_type != SHT_NOTE)
                 return error_set(err, E_NOT_ELF, -EINVAL, "%s: unreadable .note.stapsdt",

@@ -52,7 +52,11 @@ int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
                      struct elf_symbol **ret);
 void elf_symbols_free(struct elf_symbol *syms, int n);
 
-/* Every USDT note of the file; returns the number found (maybe 0). */
+/*
+ * Every USDT note of the file; returns the number found. A file without a
+ * .note.stapsdt section is an E_NO_USDT error that says whether the notes
+ * were stripped.
+ */
 int elf_usdt_notes(const struct elf_file *f, struct usdt_note **ret, struct error *err);
 void usdt_notes_free(struct usdt_note *notes, int n);
 

@@ -176,7 +176,8 @@ static bool usdt_matches(const struct probe_spec *s, const struct usdt_note *n)
 }
 
 /* USDT locations of one file; returns how many matched. */
-static int resolve_usdt_file(struct probe *p, struct elf_file *ef, struct error *err)
+static int resolve_usdt_file(struct probe *p, struct elf_file *ef, const char *shown,
+                             struct error *err)
 {
         struct usdt_note *notes = NULL;
         int n, found = 0, r = 0;
@@ -207,7 +208,7 @@ static int resolve_usdt_file(struct probe *p, struct elf_file *ef, struct error 
                 if (r < 0) {
                         char prefix[300];
 
-                        snprintf(prefix, sizeof(prefix), "%s in %s: ", name, elf_file_path(ef));
+                        snprintf(prefix, sizeof(prefix), "%s in %s: ", name, shown);
                         if (strlen(prefix) + strlen(err->msg) < sizeof(err->msg)) {
                                 memmove(err->msg + strlen(prefix), err->msg, strlen(err->msg) + 1);
                                 memcpy(err->msg, prefix, strlen(prefix));
@@ -222,8 +223,22 @@ static int resolve_usdt_file(struct probe *p, struct elf_file *ef, struct error 
         return r < 0 ? r : found;
 }
 
-static int resolve_file(struct probe *p, const char *path, bool quiet, struct error *err)
+/* Locations and attachments from index nlocs, natts on are dropped. */
+static void truncate_resolution(struct probe *p, size_t nlocs, size_t natts)
 {
+        while (p->nlocs > nlocs) {
+                p->nlocs--;
+                free(p->locs[p->nlocs].name);
+                free(p->locs[p->nlocs].args_text);
+        }
+        while (p->natts > natts)
+                free(p->atts[--p->natts].path);
+}
+
+/* The probe's locations in the file at path (named shown in messages). */
+static int resolve_file(struct probe *p, const char *path, const char *shown, struct error *err)
+{
+        size_t nlocs = p->nlocs, natts = p->natts;
         struct elf_file *ef = NULL;
         struct attachment *a;
         dev_t dev;
@@ -245,17 +260,15 @@ static int resolve_file(struct probe *p, const char *path, bool quiet, struct er
                 return -ENOMEM;
         }
         if (p->spec.type == PROBE_USDT)
-                r = resolve_usdt_file(p, ef, quiet ? NULL : err);
+                r = resolve_usdt_file(p, ef, shown, err);
         else if (p->spec.symbol)
                 r = resolve_symbols(p, ef, err);
         else
                 r = resolve_address(p, ef, err);
         a = &p->atts[p->natts - 1];
         a->loc_count = p->nlocs - a->loc_first;
-        if (r >= 0 && a->loc_count == 0) {
-                free(a->path);
-                p->natts--;
-        }
+        if (r < 0 || a->loc_count == 0)
+                truncate_resolution(p, nlocs, natts);
         elf_file_free(ef);
         return r;
 }
@@ -272,13 +285,22 @@ int probe_resolve(struct probe *p, struct error *err)
 
                 if (n < 0)
                         return n;
-                for (int i = 0; i < n; i++) {
-                        struct error quiet = { 0 };
+                r = 0;
+                for (int i = 0; i < n && r >= 0; i++) {
+                        struct error e = { 0 };
 
-                        resolve_file(p, paths[i], true, &quiet);
+                        /* objects that are not ELF or have no such probe are passed
+                         * over; one that has it but cannot be decoded is an error */
+                        r = resolve_file(p, paths[i], names[i], &e);
+                        if (r == -ENOMEM || (r < 0 && e.code == E_UNSUPPORTED))
+                                r = error_set(err, e.code, r, "%s", e.msg);
+                        else
+                                r = 0;
                 }
                 strv_free(paths);
                 strv_free(names);
+                if (r < 0)
+                        return r;
                 if (p->nlocs == 0)
                         return error_set(err, E_NO_USDT, -ENOENT,
                                          "no USDT probe %s%s%s in any object of process %d",
@@ -289,7 +311,7 @@ int probe_resolve(struct probe *p, struct error *err)
         r = target_resolve(s->target, s->pid, &path, err);
         if (r < 0)
                 return r;
-        r = resolve_file(p, path, false, err);
+        r = resolve_file(p, path, path, err);
         if (r < 0)
                 return r;
         if (s->type == PROBE_USDT && p->nlocs == 0)
@@ -301,16 +323,30 @@ int probe_resolve(struct probe *p, struct error *err)
 
 /* --- compile --------------------------------------------------------------- */
 
-static bool arg_signed(const struct probe *p, unsigned idx)
-{
-        if (p->spec.type != PROBE_USDT || p->nlocs == 0)
-                return false;
-        return idx < (unsigned)p->locs[0].nargs && p->locs[0].args[idx].is_signed;
-}
-
+/* Arguments a probe has: every location of a USDT probe has at least these. */
 static int usdt_nargs(const struct probe *p)
 {
-        return p->spec.type == PROBE_USDT && p->nlocs ? p->locs[0].nargs : UT_MAX_ARGS;
+        int n = UT_MAX_ARGS;
+
+        if (p->spec.type != PROBE_USDT)
+                return n;
+        for (size_t i = 0; i < p->nlocs; i++)
+                n = MIN(n, p->locs[i].nargs);
+        return n;
+}
+
+bool probe_value_signed(const struct probe *p, const struct probe_field *f,
+                        const struct probe_location *loc)
+{
+        const struct ut_capture *c;
+
+        if (f->is_signed)
+                return true;
+        if (!loc || f->is_str || f->index >= UT_MAX_VALS)
+                return false;
+        /* a USDT argument's type is the note's, and each location has its own */
+        c = &p->cfg.vals[f->index];
+        return c->src == UT_SRC_ARG && c->idx < loc->nargs && loc->args[c->idx].is_signed;
 }
 
 static struct probe_field *add_field(struct probe *p, const char *name, bool is_str, bool hidden)
@@ -345,7 +381,7 @@ static int value_slot(struct probe *p, const struct fieldref *ref, const char *n
         if (!f)
                 return error_set(err, E_LIMIT, -E2BIG, "too many fields");
         f->index = c->nvals;
-        f->is_signed = src == UT_SRC_RETVAL || arg_signed(p, ref->idx);
+        f->is_signed = src == UT_SRC_RETVAL;
         c->vals[c->nvals] = (struct ut_capture){ .src = src, .idx = ref->idx };
         return c->nvals++;
 }
@@ -525,8 +561,8 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
         if (ref.field == FIELD_CGROUP && in->op != OP_EQ && in->op != OP_NE)
                 return error_set(err, E_INVALID_SPEC, -EINVAL,
                                  "--filter: cgroup compares with == or != only");
-        if (in->ival < 0 || ref.field == FIELD_RETVAL ||
-            (ref.field == FIELD_ARG && arg_signed(p, ref.idx)))
+        /* an argument a USDT location declares signed compares signed there (BPF) */
+        if (in->ival < 0 || ref.field == FIELD_RETVAL)
                 out->op = sops[in->op];
         else
                 out->op = uops[in->op];

@@ -16,7 +16,7 @@ struct loader;
 struct probe_field {
         char name[SPEC_NAME_MAX];
         bool is_str;
-        bool is_signed;
+        bool is_signed; /* always (retval); USDT arguments: see probe_value_signed */
         bool hidden;   /* read for a filter or a key only, not shown */
         uint8_t index; /* value index (integers) or string slot */
 };
@@ -87,6 +87,10 @@ int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, 
 
 /* Unpin every link of the probe (the kernel detaches them asynchronously). */
 void probe_unpin(const struct probe *p, const char *root);
+
+/* Whether integer field f of an event at loc is signed. */
+bool probe_value_signed(const struct probe *p, const struct probe_field *f,
+                        const struct probe_location *loc);
 
 const char *probe_type_name(enum probe_type t);
 const struct probe_location *probe_location(const struct probe *p, uint32_t loc);

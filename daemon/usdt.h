@@ -6,6 +6,8 @@
 #include "errors.h"
 #include "utrace.h"
 
+#define USDT_ARG_MAX 128 /* bytes of one argument as the note spells it */
+
 /*
  * Parse the argument string of a .note.stapsdt entry ("-4@%eax 8@-8(%rbp)
  * 4@$5") into argument specs for the BPF program. Returns the number of

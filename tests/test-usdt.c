@@ -26,6 +26,20 @@ int main(void)
         CHECK(usdt_reg_offset("sil") == UT_REG_SI && usdt_reg_offset("r15d") == UT_REG_R15,
               "8- and 32-bit register names");
 
+        /* constants as compilers write them: signed, whatever the argument's type */
+        n = usdt_parse_args("1@$-6 -1@$-8 2@$-536 -2@$65000 4@$-294967296 -4@$-100000 "
+                            "8@$-446744073709551616 -8@$-5000000000 1@$0x1ff", a, UT_MAX_ARGS, &err);
+        CHECK(n == 9, "nine constants (%d) %s", n, err.msg);
+        CHECK(a[0].val_off == 250, "1@$-6 is 250 (%llu)", (unsigned long long)a[0].val_off);
+        CHECK((long long)a[1].val_off == -8, "-1@$-8 is -8");
+        CHECK(a[2].val_off == 65000, "2@$-536 is 65000");
+        CHECK((long long)a[3].val_off == -536, "-2@$65000 is -536");
+        CHECK(a[4].val_off == 4000000000ull, "4@$-294967296 is 4000000000");
+        CHECK((long long)a[5].val_off == -100000, "-4@$-100000 is -100000");
+        CHECK(a[6].val_off == 18000000000000000000ull, "8@$-446744073709551616 is 18e18");
+        CHECK((long long)a[7].val_off == -5000000000ll, "-8@$-5000000000");
+        CHECK(a[8].val_off == 0xff, "1@$0x1ff keeps its byte");
+
         memset(&err, 0, sizeof(err));
         CHECK(usdt_parse_args("8@-8(%rbp,%rax,8)", a, UT_MAX_ARGS, &err) < 0 &&
                       err.code == E_UNSUPPORTED, "index/scale is unsupported: %s", err.msg);
