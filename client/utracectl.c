@@ -63,14 +63,13 @@ static int connect_daemon(struct ctl *c)
         return 0;
 }
 
-/* Call and report errors; 0 with *result, or an exit code. */
-static int call(struct ctl *c, const char *method, json_object *params, json_object **result)
+/* Call on the open connection and report errors; 0 with *result, or an exit code. */
+static int call_connected(struct ctl *c, const char *method, json_object *params,
+                          json_object **result)
 {
         char *msg = NULL;
         int r;
 
-        if (connect_daemon(c))
-                return 1;
         r = rpc_call(&c->rpc, method, params, result, &msg, NULL, NULL);
         if (r == -EPROTO) {
                 fail("%s", msg);
@@ -82,16 +81,36 @@ static int call(struct ctl *c, const char *method, json_object *params, json_obj
         return 0;
 }
 
+/* Connect, call and report errors; 0 with *result, or an exit code. */
+static int call(struct ctl *c, const char *method, json_object *params, json_object **result)
+{
+        if (connect_daemon(c)) {
+                json_object_put(params);
+                return 1;
+        }
+        return call_connected(c, method, params, result);
+}
+
 static void print_json(json_object *o)
 {
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-/* Make a relative TARGET in TYPE:TARGET:... absolute: the daemon has no cwd of ours. */
+/* A relative path made absolute: the daemon has no cwd of ours. */
+static char *absolute_target(const char *target)
+{
+        char real[PATH_MAX];
+
+        if (target[0] != '/' && strchr(target, '/') && realpath(target, real))
+                return strdup(real);
+        return strdup(target);
+}
+
+/* Make a relative TARGET in TYPE:TARGET:... absolute. */
 static char *absolute_spec(const char *spec)
 {
         const char *c1 = strchr(spec, ':'), *c2;
-        char target[PATH_MAX], real[PATH_MAX], *out;
+        char target[PATH_MAX], *abs, *out;
 
         if (!c1 || !(c2 = strchr(c1 + 1, ':')))
                 return strdup(spec);
@@ -99,10 +118,10 @@ static char *absolute_spec(const char *spec)
                 return strdup(spec);
         memcpy(target, c1 + 1, c2 - c1 - 1);
         target[c2 - c1 - 1] = 0;
-        if (!target[0] || target[0] == '/' || !strchr(target, '/') || !realpath(target, real))
-                return strdup(spec);
-        if (asprintf(&out, "%.*s:%s%s", (int)(c1 - spec), spec, real, c2) < 0)
-                return NULL;
+        abs = absolute_target(target);
+        if (!abs || asprintf(&out, "%.*s:%s%s", (int)(c1 - spec), spec, abs, c2) < 0)
+                out = NULL;
+        free(abs);
         return out;
 }
 
@@ -681,6 +700,96 @@ static int cmd_trace(struct ctl *c, int argc, char **argv)
         return r;
 }
 
+static const char probes_usage[] =
+        "Usage: utracectl probes TARGET [PATTERN] [OPTIONS]\n"
+        "       utracectl probes --pid PID [PATTERN] [OPTIONS]\n"
+        "\n"
+        "List the USDT probes of a program or library (TARGET: a path or a name such as\n"
+        "libc.so.6), or of every object a process maps, as provider:name with their\n"
+        "locations, semaphore and arguments. PATTERN is a glob on provider:name or name\n"
+        "(python:function__*).\n"
+        "\n"
+        "  -p, --pid PID       every object mapped by process PID\n"
+        "  -S, --symbols       list function symbols a uprobe can name instead (PATTERN:\n"
+        "                      a glob on the name); IFUNCs are marked\n"
+        "  -v, --verbose       each location: address, semaphore, and every argument's\n"
+        "                      size, signedness and location as the note gives it\n"
+        "  -j, --json          print the reply as JSON\n"
+        "  -h, --help          show this help\n";
+
+static int cmd_probes(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "pid", required_argument, NULL, 'p' },
+                { "symbols", no_argument, NULL, 'S' },
+                { "verbose", no_argument, NULL, 'v' },
+                COMMON_OPTS, {}
+        };
+        json_object *params, *res;
+        bool symbols = false, verbose = false;
+        const char *pattern = NULL, *where = NULL;
+        long long pid = 0;
+        char *end, *target, proc[32];
+        int o, r, npos;
+
+        while ((o = getopt_long(argc, argv, "p:Svjh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'p':
+                        pid = strtoll(optarg, &end, 10);
+                        if (*end || pid <= 0 || pid > INT_MAX)
+                                return usage_error("probes", "bad --pid");
+                        break;
+                case 'S': symbols = true; break;
+                case 'v': verbose = true; break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(probes_usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        npos = argc - optind;
+        if (pid ? npos > 1 : npos < 1 || npos > 2)
+                return usage_error("probes", pid ? "with --pid, give at most a PATTERN"
+                                                 : "expected TARGET [PATTERN]");
+        params = json_object_new_object();
+        if (pid) {
+                json_object_object_add(params, "pid", json_object_new_int64(pid));
+                snprintf(proc, sizeof(proc), "process %lld", pid);
+                where = proc;
+        } else {
+                where = argv[optind];
+                target = absolute_target(argv[optind++]);
+                json_object_object_add(params, "target", json_object_new_string(target));
+                free(target);
+        }
+        if (optind < argc)
+                pattern = argv[optind];
+        if (pattern)
+                json_object_object_add(params, "pattern", json_object_new_string(pattern));
+        if (symbols)
+                json_object_object_add(params, "symbols", json_object_new_boolean(1));
+        r = call(c, "probes", params, &res);
+        if (r)
+                return r;
+        if (c->json) {
+                print_json(res);
+        } else {
+                json_object *more;
+                size_t n = output_probes(stdout, res, verbose);
+
+                if (!n)
+                        fprintf(stderr, "utracectl: no %s%s%s%s in %s\n",
+                                symbols ? "function symbols" : "USDT probes",
+                                pattern ? " match '" : "", pattern ? pattern : "",
+                                pattern ? "'" : "", where);
+                if (json_object_object_get_ex(res, "more_symbols", &more) &&
+                    json_object_get_int64(more))
+                        fprintf(stderr, "utracectl: %lld more symbols not listed: narrow them "
+                                "with a PATTERN\n", (long long)json_object_get_int64(more));
+        }
+        json_object_put(res);
+        return 0;
+}
+
 static const struct command {
         const char *name;
         int (*fn)(struct ctl *c, int argc, char **argv);
@@ -694,6 +803,7 @@ static const struct command {
         { "trace", cmd_trace, "attach for as long as it runs and print events" },
         { "stats", cmd_stats, "per-probe and per-client counters" },
         { "hist", cmd_hist, "show a probe's in-kernel counts or histograms" },
+        { "probes", cmd_probes, "list the USDT probes or symbols of a file or process" },
 };
 
 static void help(void)

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "config-build.h"
+#include "listing.h"
 #include "log.h"
 #include "protocol.h"
 #include "request.h"
@@ -257,7 +258,7 @@ static int m_hello(struct client *c, json_object *params, json_object **result, 
 {
         static const char *const features[] = {
                 "uprobe", "uretprobe", "usdt", "strings", "filter", "latency", "aggregate",
-                "transient",
+                "transient", "probes",
         };
         json_object *o = json_object_new_object();
         json_object *f = json_object_new_array();
@@ -609,6 +610,12 @@ static int m_aggregations(struct client *c, json_object *params, json_object **r
         return 0;
 }
 
+static int m_probes(struct client *c, json_object *params, json_object **result, struct error *err)
+{
+        (void)c;
+        return listing_probes(params, result, err);
+}
+
 static const struct {
         const char *name;
         method_fn fn;
@@ -622,6 +629,7 @@ static const struct {
         { "unsubscribe", m_unsubscribe },
         { "stats", m_stats },
         { "aggregations", m_aggregations },
+        { "probes", m_probes },
 };
 
 /* --- dispatch -------------------------------------------------------------- */

@@ -162,3 +162,26 @@ int usdt_parse_args(const char *text, struct ut_arg_spec *specs, int max, struct
                 return error_set(err, E_UNSUPPORTED, -EINVAL, "USDT argument too long: %.32s...", p);
         return n;
 }
+
+int usdt_describe_args(const char *text, struct usdt_arg *args, int max)
+{
+        const char *p = text;
+        char tok[USDT_ARG_MAX];
+        int n = 0, r;
+
+        while ((r = next_arg(&p, tok, sizeof(tok))) > 0) {
+                char *end;
+                long size;
+
+                if (n >= max)
+                        return -E2BIG;
+                size = strtol(tok, &end, 10);
+                if (end == tok || *end != '@' || !end[1])
+                        return -EINVAL;
+                args[n].is_signed = size < 0;
+                args[n].size = (int)labs(size);
+                snprintf(args[n].location, sizeof(args[n].location), "%s", end + 1);
+                n++;
+        }
+        return r < 0 ? r : n;
+}

@@ -52,5 +52,19 @@ int main(void)
         CHECK(usdt_parse_args("8@%xyz", a, UT_MAX_ARGS, &err) < 0, "bad register: %s", err.msg);
         memset(&err, 0, sizeof(err));
         CHECK(usdt_parse_args("8@%rax 8@%rax", a, 1, &err) < 0, "too many: %s", err.msg);
+
+        {
+                struct usdt_arg d[UT_MAX_ARGS];
+
+                n = usdt_describe_args("-4@%eax 8@v_u64(%rip)  1@$-6", d, UT_MAX_ARGS);
+                CHECK(n == 3, "described three arguments (%d)", n);
+                CHECK(d[0].size == 4 && d[0].is_signed && streq(d[0].location, "%eax"),
+                      "-4@%%eax: 4 bytes, signed, %%eax");
+                CHECK(d[1].size == 8 && !d[1].is_signed && streq(d[1].location, "v_u64(%rip)"),
+                      "an argument the program cannot decode is still described");
+                CHECK(d[2].size == 1 && streq(d[2].location, "$-6"), "1@$-6");
+                CHECK(usdt_describe_args("%eax", d, UT_MAX_ARGS) == -EINVAL, "no size");
+                CHECK(usdt_describe_args("8@%rax 8@%rdi", d, 1) == -E2BIG, "too many");
+        }
         return tap_done();
 }
