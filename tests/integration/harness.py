@@ -25,6 +25,14 @@ UTRACED = os.path.join(BUILD, "daemon", "utraced")
 UTRACECTL = os.path.join(BUILD, "client", "utracectl")
 TARGET = os.path.join(BUILD, "tests", "target")
 TARGET_STRIPPED = os.path.join(BUILD, "tests", "target-stripped")
+USDT = os.path.join(BUILD, "tests", "usdt")
+USDT_NONOTES = os.path.join(BUILD, "tests", "usdt-nonotes")
+UTLIB = os.path.join(BUILD, "tests", "libutlib.so")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+FLOWDEMO = os.path.abspath(os.path.join(FIXTURES, "flowdemo.py"))
+# Debian's interpreter, which has the python:* USDT probes (a python3 found on
+# PATH may be another build without them)
+PYTHON = "/usr/bin/python3.11"
 BPFFS_PREFIX = "/sys/fs/bpf/utrace-test-"
 
 _counter = itertools.count()
@@ -160,20 +168,24 @@ class Client:
 class Fixture:
     """tests/fixtures/target, driven over stdin."""
 
-    def __init__(self, path=TARGET):
-        self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, path=TARGET, args=()):
+        self.proc = subprocess.Popen([path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, bufsize=1)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "ready", f"fixture did not start: {line}"
         self.pid = int(line[1])
 
-    def cmd(self, line, timeout=30):
+    def ask(self, line, timeout=30):
+        """Send a command; its answer line."""
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not r:
             raise TimeoutError(f"fixture did not finish {line!r}")
-        out = self.proc.stdout.readline().strip()
+        return self.proc.stdout.readline().strip()
+
+    def cmd(self, line, timeout=30):
+        out = self.ask(line, timeout)
         assert out == "ok", f"fixture answered {out!r} to {line!r}"
 
     def close(self):
@@ -285,8 +297,8 @@ class UtraceTest(unittest.TestCase):
         self.c = self.daemon.client()
         self.addCleanup(self.c.close)
 
-    def fixture(self, path=TARGET):
-        f = Fixture(path)
+    def fixture(self, path=TARGET, args=()):
+        f = Fixture(path, args)
         self.addCleanup(f.close)
         return f
 
