@@ -302,7 +302,13 @@ __noinline int ut_pred(struct pt_regs *ctx, const struct ut_site *site, const st
         case UT_SRC_UID: v = e->uid; break;
         case UT_SRC_RETVAL: v = ut_cast(e->retval, pr->cast); break;
         case UT_SRC_LATENCY: v = e->latency_ns; break;
-        case UT_SRC_ARG: v = ut_cast(ut_arg(ctx, site, pr->idx), pr->cast); break;
+        case UT_SRC_ARG:
+                v = ut_cast(ut_arg(ctx, site, pr->idx), pr->cast);
+                /* uncast, an argument a USDT location declares signed compares signed there */
+                if (!pr->cast && site && pr->idx < UT_MAX_ARGS && site->args[pr->idx].is_signed &&
+                    pr->op >= UT_OP_LT && pr->op <= UT_OP_GE)
+                        return cmp_int(pr->op + (UT_OP_SLT - UT_OP_LT), v, pr->val);
+                break;
         case UT_SRC_CGROUP:
                 v = bpf_get_current_cgroup_id();
                 if (!pr->idx)

@@ -282,3 +282,89 @@ void output_status(FILE *f, json_object *r)
                 fprintf(f, "events:      %llu read, %llu without subscriber, %llu stale\n",
                         get_u64(ev, "read"), get_u64(ev, "unclaimed"), get_u64(ev, "stale"));
 }
+
+static void print_usdt_location(FILE *f, json_object *loc)
+{
+        json_object *args = get(loc, "args"), *sema = get(loc, "semaphore");
+        const char *err = get_str(loc, "error");
+
+        fprintf(f, "    location 0x%llx (file offset 0x%llx)", get_u64(loc, "address"),
+                get_u64(loc, "offset"));
+        if (sema)
+                fprintf(f, " semaphore 0x%llx", (unsigned long long)json_object_get_uint64(sema));
+        fputc('\n', f);
+        for (size_t i = 0; args && i < json_object_array_length(args); i++) {
+                json_object *a = json_object_array_get_idx(args, i);
+
+                fprintf(f, "      arg%zu  %lld bytes %-8s %s\n", i, get_int(a, "size"),
+                        json_object_get_boolean(get(a, "signed")) ? "signed" : "unsigned",
+                        get_str(a, "location"));
+        }
+        if (err)
+                fprintf(f, "      cannot be attached: %s\n", err);
+}
+
+static size_t print_usdt(FILE *f, json_object *probes, bool verbose)
+{
+        size_t n = probes ? json_object_array_length(probes) : 0;
+
+        if (n && !verbose)
+                fprintf(f, "  %-40s %5s %5s  %s\n", "PROBE", "LOCS", "ARGS", "SEMAPHORE");
+        for (size_t i = 0; i < n; i++) {
+                json_object *p = json_object_array_get_idx(probes, i);
+                json_object *locs = get(p, "locations"), *sema = get(p, "semaphore");
+                size_t nlocs = json_object_array_length(locs);
+                char name[256], sem[32] = "-";
+
+                snprintf(name, sizeof(name), "%s:%s", get_str(p, "provider"), get_str(p, "name"));
+                if (sema)
+                        snprintf(sem, sizeof(sem), "0x%llx",
+                                 (unsigned long long)json_object_get_uint64(sema));
+                if (!verbose) {
+                        json_object *args = get(json_object_array_get_idx(locs, 0), "args");
+
+                        fprintf(f, "  %-40s %5zu %5zu  %s\n", name, nlocs,
+                                args ? json_object_array_length(args) : 0, sem);
+                        continue;
+                }
+                fprintf(f, "  %s  (%zu location%s%s%s)\n", name, nlocs, nlocs == 1 ? "" : "s",
+                        sema ? ", semaphore " : "", sema ? sem : "");
+                for (size_t k = 0; k < nlocs; k++)
+                        print_usdt_location(f, json_object_array_get_idx(locs, k));
+        }
+        return n;
+}
+
+static size_t print_symbols(FILE *f, json_object *syms)
+{
+        size_t n = syms ? json_object_array_length(syms) : 0;
+
+        if (n)
+                fprintf(f, "  %-18s %8s  %s\n", "ADDRESS", "SIZE", "NAME");
+        for (size_t i = 0; i < n; i++) {
+                json_object *s = json_object_array_get_idx(syms, i);
+
+                fprintf(f, "  0x%016llx %8llu  %s%s\n", get_u64(s, "address"), get_u64(s, "size"),
+                        get_str(s, "name"),
+                        json_object_get_boolean(get(s, "ifunc")) ? " (ifunc)" : "");
+        }
+        return n;
+}
+
+size_t output_probes(FILE *f, json_object *r, bool verbose)
+{
+        json_object *objects = get(r, "objects");
+        size_t total = 0;
+
+        for (size_t i = 0; objects && i < json_object_array_length(objects); i++) {
+                json_object *o = json_object_array_get_idx(objects, i);
+                json_object *usdt = get(o, "usdt"), *syms = get(o, "symbols");
+
+                if ((!usdt || !json_object_array_length(usdt)) &&
+                    (!syms || !json_object_array_length(syms)))
+                        continue;
+                fprintf(f, "%s\n", get_str(o, "path") ? get_str(o, "path") : "?");
+                total += usdt ? print_usdt(f, usdt, verbose) : print_symbols(f, syms);
+        }
+        return total;
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Human-readable renderings of daemon replies. */
@@ -10,5 +11,8 @@ void output_probe_list(FILE *f, json_object *probes);
 void output_stats(FILE *f, json_object *result);
 void output_aggregations(FILE *f, json_object *result);
 void output_status(FILE *f, json_object *result);
+/* The reply of "probes": USDT probes (verbose: every location and argument)
+ * or symbols, per object. Returns the number of probes or symbols shown. */
+size_t output_probes(FILE *f, json_object *result, bool verbose);
 /* 1234567 -> "1.23ms" */
 void output_duration(char *buf, size_t size, unsigned long long ns);

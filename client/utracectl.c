@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config-build.h"
+#include "flow.h"
 #include "output.h"
 #include "rpc.h"
 
@@ -63,14 +64,13 @@ static int connect_daemon(struct ctl *c)
         return 0;
 }
 
-/* Call and report errors; 0 with *result, or an exit code. */
-static int call(struct ctl *c, const char *method, json_object *params, json_object **result)
+/* Call on the open connection and report errors; 0 with *result, or an exit code. */
+static int call_connected(struct ctl *c, const char *method, json_object *params,
+                          json_object **result)
 {
         char *msg = NULL;
         int r;
 
-        if (connect_daemon(c))
-                return 1;
         r = rpc_call(&c->rpc, method, params, result, &msg, NULL, NULL);
         if (r == -EPROTO) {
                 fail("%s", msg);
@@ -82,16 +82,36 @@ static int call(struct ctl *c, const char *method, json_object *params, json_obj
         return 0;
 }
 
+/* Connect, call and report errors; 0 with *result, or an exit code. */
+static int call(struct ctl *c, const char *method, json_object *params, json_object **result)
+{
+        if (connect_daemon(c)) {
+                json_object_put(params);
+                return 1;
+        }
+        return call_connected(c, method, params, result);
+}
+
 static void print_json(json_object *o)
 {
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-/* Make a relative TARGET in TYPE:TARGET:... absolute: the daemon has no cwd of ours. */
+/* A relative path made absolute: the daemon has no cwd of ours. */
+static char *absolute_target(const char *target)
+{
+        char real[PATH_MAX];
+
+        if (target[0] != '/' && strchr(target, '/') && realpath(target, real))
+                return strdup(real);
+        return strdup(target);
+}
+
+/* Make a relative TARGET in TYPE:TARGET:... absolute. */
 static char *absolute_spec(const char *spec)
 {
         const char *c1 = strchr(spec, ':'), *c2;
-        char target[PATH_MAX], real[PATH_MAX], *out;
+        char target[PATH_MAX], *abs, *out;
 
         if (!c1 || !(c2 = strchr(c1 + 1, ':')))
                 return strdup(spec);
@@ -99,10 +119,10 @@ static char *absolute_spec(const char *spec)
                 return strdup(spec);
         memcpy(target, c1 + 1, c2 - c1 - 1);
         target[c2 - c1 - 1] = 0;
-        if (!target[0] || target[0] == '/' || !strchr(target, '/') || !realpath(target, real))
-                return strdup(spec);
-        if (asprintf(&out, "%.*s:%s%s", (int)(c1 - spec), spec, real, c2) < 0)
-                return NULL;
+        abs = absolute_target(target);
+        if (!abs || asprintf(&out, "%.*s:%s%s", (int)(c1 - spec), spec, abs, c2) < 0)
+                out = NULL;
+        free(abs);
         return out;
 }
 
@@ -437,13 +457,44 @@ static const char stream_usage[] =
         "  -h, --help          show this help\n";
 
 #define EVENT_PREFIX "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":"
+#define LOST_PREFIX "{\"jsonrpc\":\"2.0\",\"method\":\"lost\","
 
-static bool handle_line(struct ctl *c, const char *line, size_t len)
+/* A "lost" notification: say how many events this client lost; false if line is not one. */
+static bool report_lost(const char *line, size_t len)
+{
+        json_object *msg, *p, *n = NULL, *t = NULL, *probe = NULL;
+
+        if (len < sizeof(LOST_PREFIX) - 1 || memcmp(line, LOST_PREFIX, sizeof(LOST_PREFIX) - 1) != 0)
+                return false;
+        msg = json_tokener_parse(line);
+        if (msg && json_object_object_get_ex(msg, "params", &p) &&
+            json_object_object_get_ex(p, "count", &n) && json_object_object_get_ex(p, "total", &t)) {
+                fflush(stdout);
+                if (json_object_object_get_ex(p, "probe", &probe))
+                        fprintf(stderr, "utracectl: warning: %s events of probe %s were lost in "
+                                "the kernel before utraced could read them (%s in all)\n",
+                                json_object_get_string(n), json_object_get_string(probe),
+                                json_object_get_string(t));
+                else
+                        fprintf(stderr, "utracectl: warning: %s events lost: this client read "
+                                "too slowly (%s in all)\n", json_object_get_string(n),
+                                json_object_get_string(t));
+        }
+        json_object_put(msg);
+        return true;
+}
+
+/* What a stream does with each line from the daemon; true when it was an event shown. */
+typedef bool (*line_fn)(struct ctl *c, const char *line, size_t len, void *userdata);
+
+static bool handle_line(struct ctl *c, const char *line, size_t len, void *userdata)
 {
         static const size_t plen = sizeof(EVENT_PREFIX) - 1;
         json_object *msg, *m, *p;
         bool is_event = false;
 
+        if (report_lost(line, len))
+                return false;
         if (c->json && len > plen + 1 && memcmp(line, EVENT_PREFIX, plen) == 0) {
                 fwrite(line + plen, 1, len - plen - 1, stdout);
                 fputc('\n', stdout);
@@ -452,27 +503,10 @@ static bool handle_line(struct ctl *c, const char *line, size_t len)
         msg = json_tokener_parse(line);
         if (!msg)
                 return false;
-        if (json_object_object_get_ex(msg, "method", &m) && json_object_object_get_ex(msg, "params", &p)) {
-                if (strcmp(json_object_get_string(m), "event") == 0) {
-                        output_event(stdout, p);
-                        is_event = true;
-                } else if (strcmp(json_object_get_string(m), "lost") == 0) {
-                        json_object *n = NULL, *t = NULL, *probe = NULL;
-
-                        json_object_object_get_ex(p, "count", &n);
-                        json_object_object_get_ex(p, "total", &t);
-                        fflush(stdout);
-                        if (json_object_object_get_ex(p, "probe", &probe))
-                                fprintf(stderr, "utracectl: warning: %s events of probe %s were "
-                                        "lost in the kernel before utraced could read them (%s "
-                                        "in all)\n",
-                                        json_object_get_string(n), json_object_get_string(probe),
-                                        json_object_get_string(t));
-                        else
-                                fprintf(stderr, "utracectl: warning: %s events lost: this client "
-                                        "read too slowly (%s in all)\n", json_object_get_string(n),
-                                        json_object_get_string(t));
-                }
+        if (json_object_object_get_ex(msg, "method", &m) && json_object_object_get_ex(msg, "params", &p) &&
+            strcmp(json_object_get_string(m), "event") == 0) {
+                output_event(stdout, p);
+                is_event = true;
         }
         json_object_put(msg);
         return is_event;
@@ -505,8 +539,9 @@ static int stream_option(int o, struct stream_opts *so, const char *cmd)
 
 #define STREAM_OPTS { "count", required_argument, NULL, 'n' }, { "timeout", required_argument, NULL, 'T' }
 
-/* Print events until --count, --timeout, Ctrl-C or the daemon goes away. */
-static int stream_loop(struct ctl *c, const struct stream_opts *so, bool events)
+/* Handle lines until --count, --timeout, Ctrl-C or the daemon goes away. */
+static int stream_loop(struct ctl *c, const struct stream_opts *so, line_fn on_line,
+                       void *userdata)
 {
         struct timespec start, now;
         long long seen = 0;
@@ -539,7 +574,7 @@ static int stream_loop(struct ctl *c, const struct stream_opts *so, bool events)
                         fflush(stdout);
                         return fail("connection to utraced lost: %s", strerror(-r));
                 }
-                if (events && handle_line(c, line, len))
+                if (on_line && on_line(c, line, len, userdata))
                         seen++;
         }
         fflush(stdout);
@@ -592,7 +627,7 @@ static int cmd_stream(struct ctl *c, int argc, char **argv)
                 return 1;
         }
         r = subscribe(c, params);
-        return r ? r : stream_loop(c, &so, true);
+        return r ? r : stream_loop(c, &so, handle_line, NULL);
 }
 
 static const char trace_usage[] =
@@ -664,11 +699,11 @@ static int cmd_trace(struct ctl *c, int argc, char **argv)
                 r = subscribe(c, sub); /* takes sub */
                 sub = NULL;
                 if (!r)
-                        r = stream_loop(c, &so, true);
+                        r = stream_loop(c, &so, handle_line, NULL);
         } else {
                 fprintf(stderr, "counting in the kernel (probe %s); Ctrl-C to print\n",
                         json_object_get_string(id));
-                r = stream_loop(c, &so, false);
+                r = stream_loop(c, &so, NULL, NULL);
                 interrupted = 0;
                 if (!r) {
                         json_object *agg;
@@ -692,6 +727,230 @@ static int cmd_trace(struct ctl *c, int argc, char **argv)
         return r;
 }
 
+static const char probes_usage[] =
+        "Usage: utracectl probes TARGET [PATTERN] [OPTIONS]\n"
+        "       utracectl probes --pid PID [PATTERN] [OPTIONS]\n"
+        "\n"
+        "List the USDT probes of a program or library (TARGET: a path or a name such as\n"
+        "libc.so.6), or of every object a process maps, as provider:name with their\n"
+        "locations, semaphore and arguments. PATTERN is a glob on provider:name or name\n"
+        "(python:function__*).\n"
+        "\n"
+        "  -p, --pid PID       every object mapped by process PID\n"
+        "  -S, --symbols       list function symbols a uprobe can name instead (PATTERN:\n"
+        "                      a glob on the name); IFUNCs are marked\n"
+        "  -v, --verbose       each location: address, semaphore, and every argument's\n"
+        "                      size, signedness and location as the note gives it\n"
+        "  -j, --json          print the reply as JSON\n"
+        "  -h, --help          show this help\n";
+
+static int cmd_probes(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "pid", required_argument, NULL, 'p' },
+                { "symbols", no_argument, NULL, 'S' },
+                { "verbose", no_argument, NULL, 'v' },
+                COMMON_OPTS, {}
+        };
+        json_object *params, *res;
+        bool symbols = false, verbose = false;
+        const char *pattern = NULL, *where = NULL;
+        long long pid = 0;
+        char *end, *target, proc[32];
+        int o, r, npos;
+
+        while ((o = getopt_long(argc, argv, "p:Svjh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'p':
+                        pid = strtoll(optarg, &end, 10);
+                        if (*end || pid <= 0 || pid > INT_MAX)
+                                return usage_error("probes", "bad --pid");
+                        break;
+                case 'S': symbols = true; break;
+                case 'v': verbose = true; break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(probes_usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        npos = argc - optind;
+        if (pid ? npos > 1 : npos < 1 || npos > 2)
+                return usage_error("probes", pid ? "with --pid, give at most a PATTERN"
+                                                 : "expected TARGET [PATTERN]");
+        params = json_object_new_object();
+        if (pid) {
+                json_object_object_add(params, "pid", json_object_new_int64(pid));
+                snprintf(proc, sizeof(proc), "process %lld", pid);
+                where = proc;
+        } else {
+                where = argv[optind];
+                target = absolute_target(argv[optind++]);
+                json_object_object_add(params, "target", json_object_new_string(target));
+                free(target);
+        }
+        if (optind < argc)
+                pattern = argv[optind];
+        if (pattern)
+                json_object_object_add(params, "pattern", json_object_new_string(pattern));
+        if (symbols)
+                json_object_object_add(params, "symbols", json_object_new_boolean(1));
+        r = call(c, "probes", params, &res);
+        if (r)
+                return r;
+        if (c->json) {
+                print_json(res);
+        } else {
+                json_object *more;
+                size_t n = output_probes(stdout, res, verbose);
+
+                if (!n)
+                        fprintf(stderr, "utracectl: no %s%s%s%s in %s\n",
+                                symbols ? "function symbols" : "USDT probes",
+                                pattern ? " match '" : "", pattern ? pattern : "",
+                                pattern ? "'" : "", where);
+                if (json_object_object_get_ex(res, "more_symbols", &more) &&
+                    json_object_get_int64(more))
+                        fprintf(stderr, "utracectl: %lld more symbols not listed: narrow them "
+                                "with a PATTERN\n", (long long)json_object_get_int64(more));
+        }
+        json_object_put(res);
+        return 0;
+}
+
+static const char flow_usage[] =
+        "Usage: utracectl flow TARGET [PATTERN] [OPTIONS]\n"
+        "       utracectl flow --pid PID [PATTERN] [OPTIONS]\n"
+        "\n"
+        "Follow the function calls of Python programs: print each call and return,\n"
+        "indented by call depth per thread, with timestamp, pid and thread id. The\n"
+        "probes (python:function__entry and python:function__return) are attached for\n"
+        "as long as the command runs.\n"
+        "\n"
+        "TARGET is the interpreter every process of which is followed: python (the\n"
+        "system's python3), a path or a program name. PATTERN is a glob on\n"
+        "module.function (myapp.*, *.handle_*); calls it does not match still count\n"
+        "for the depth.\n"
+        "\n"
+        "  -p, --pid PID       follow one process, whatever interpreter it runs\n"
+        "  -n, --count N       exit after N calls and returns\n"
+        "  -T, --timeout SEC   exit after SEC seconds\n"
+        "  -j, --json          the raw events, one JSON object per line\n"
+        "  -h, --help          show this help\n";
+
+static bool flow_line(struct ctl *c, const char *line, size_t len, void *userdata)
+{
+        return !report_lost(line, len) && flow_message(userdata, stdout, line, len);
+}
+
+/* Attach one transient flow probe; its id, or 0 after reporting the error. With
+ * where, the first file it is in. */
+static uint64_t flow_attach(struct ctl *c, const char *spec, long long pid, char *where,
+                            size_t size)
+{
+        json_object *params = json_object_new_object(), *args = json_object_new_array();
+        json_object *res, *id, *files, *path;
+        uint64_t v;
+
+        json_object_object_add(params, "spec", json_object_new_string(spec));
+        if (pid)
+                json_object_object_add(params, "pid", json_object_new_int64(pid));
+        json_object_array_add(args, json_object_new_string("file=str(arg0, 255)"));
+        json_object_array_add(args, json_object_new_string("func=str(arg1, 127)"));
+        json_object_array_add(args, json_object_new_string("line=arg2"));
+        json_object_object_add(params, "args", args);
+        json_object_object_add(params, "transient", json_object_new_boolean(1));
+        if (call_connected(c, "attach", params, &res))
+                return 0;
+        json_object_object_get_ex(res, "id", &id);
+        v = json_object_get_uint64(id);
+        if (where && json_object_object_get_ex(res, "files", &files) &&
+            json_object_array_length(files) &&
+            json_object_object_get_ex(json_object_array_get_idx(files, 0), "path", &path))
+                snprintf(where, size, "%s", json_object_get_string(path));
+        json_object_put(res);
+        return v;
+}
+
+static int cmd_flow(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "pid", required_argument, NULL, 'p' }, STREAM_OPTS, COMMON_OPTS, {}
+        };
+        struct stream_opts so = { 0 };
+        struct flow *flow;
+        json_object *sub, *ids;
+        const char *pattern = NULL;
+        char entry[PATH_MAX + 64], ret[PATH_MAX + 64], where[PATH_MAX] = "", *target = NULL;
+        uint64_t e, x;
+        long long pid = 0;
+        char *end;
+        int o, r, npos;
+
+        while ((o = getopt_long(argc, argv, "p:n:T:jh", opts, NULL)) >= 0) {
+                r = stream_option(o, &so, "flow");
+                if (r == 0)
+                        continue;
+                if (r == 2)
+                        return r;
+                switch (o) {
+                case 'p':
+                        pid = strtoll(optarg, &end, 10);
+                        if (*end || pid <= 0 || pid > INT_MAX)
+                                return usage_error("flow", "bad --pid");
+                        break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(flow_usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        npos = argc - optind;
+        if (pid ? npos > 1 : npos < 1 || npos > 2)
+                return usage_error("flow", pid ? "with --pid, give at most a PATTERN"
+                                               : "expected TARGET [PATTERN]");
+        if (pid) {
+                snprintf(entry, sizeof(entry), "usdt:python:function__entry");
+                snprintf(ret, sizeof(ret), "usdt:python:function__return");
+        } else {
+                const char *t = argv[optind++];
+
+                /* the language's name stands for the system's interpreter */
+                target = absolute_target(strcmp(t, "python") == 0 ? "python3" : t);
+                if (!target)
+                        return fail("out of memory");
+                snprintf(entry, sizeof(entry), "usdt:%s:python:function__entry", target);
+                snprintf(ret, sizeof(ret), "usdt:%s:python:function__return", target);
+                free(target);
+        }
+        if (optind < argc)
+                pattern = argv[optind];
+        if (connect_daemon(c))
+                return 1;
+        e = flow_attach(c, entry, pid, where, sizeof(where));
+        x = e ? flow_attach(c, ret, pid, NULL, 0) : 0;
+        if (!x)
+                return 1; /* transient: what was attached goes with the connection */
+        flow = flow_new(e, x, pattern, c->json);
+        if (!flow)
+                return fail("out of memory");
+        sub = json_object_new_object();
+        ids = json_object_new_array();
+        json_object_array_add(ids, json_object_new_int64((int64_t)e));
+        json_object_array_add(ids, json_object_new_int64((int64_t)x));
+        json_object_object_add(sub, "ids", ids);
+        r = subscribe(c, sub);
+        if (!r) {
+                if (pid)
+                        snprintf(where, sizeof(where), "process %lld", pid);
+                fprintf(stderr, "following Python calls in %s (probes %llu, %llu); Ctrl-C to "
+                        "stop\n", where, (unsigned long long)e, (unsigned long long)x);
+                if (!c->json)
+                        flow_header(stdout);
+                r = stream_loop(c, &so, flow_line, flow);
+        }
+        flow_free(flow);
+        return r;
+}
+
 static const struct command {
         const char *name;
         int (*fn)(struct ctl *c, int argc, char **argv);
@@ -705,6 +964,8 @@ static const struct command {
         { "trace", cmd_trace, "attach for as long as it runs and print events" },
         { "stats", cmd_stats, "per-probe and per-client counters" },
         { "hist", cmd_hist, "show a probe's in-kernel counts or histograms" },
+        { "probes", cmd_probes, "list the USDT probes or symbols of a file or process" },
+        { "flow", cmd_flow, "follow Python calls and returns, indented by depth" },
 };
 
 static void help(void)

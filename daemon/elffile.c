@@ -224,17 +224,25 @@ void elf_symbols_free(struct elf_symbol *syms, int n)
         free(syms);
 }
 
-int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
-                     struct elf_symbol **ret)
+/* One defined function symbol, as .symtab or .dynsym holds it. */
+struct func_sym {
+        const char *name; /* as in the string table */
+        const char *full; /* name@@VERSION or name@VERSION; name when unversioned */
+        bool hidden;      /* a compat version: only reachable by its full name */
+        const GElf_Sym *sym;
+        uint64_t offset;
+};
+
+/* Call fn for every function symbol with code behind it; stops at fn's error. */
+static int each_function(const struct elf_file *f, int (*fn)(const struct func_sym *, void *),
+                         void *userdata)
 {
-        struct elf_symbol *syms = NULL;
-        size_t n = 0, cap = 0;
-        bool versioned = strchr(pattern, '@') != NULL;
         Elf_Scn *scn = NULL;
         struct versions v;
+        int r = 0;
 
         versions_load(f, &v);
-        while ((scn = elf_nextscn(f->elf, scn))) {
+        while (r >= 0 && (scn = elf_nextscn(f->elf, scn))) {
                 GElf_Shdr shdr;
                 Elf_Data *data;
                 bool dyn;
@@ -246,13 +254,11 @@ int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
                 data = elf_getdata(scn, NULL);
                 if (!data || !shdr.sh_entsize)
                         continue;
-                for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; i++) {
+                for (size_t i = 0; r >= 0 && i < shdr.sh_size / shdr.sh_entsize; i++) {
                         char full[1024];
-                        const char *name, *match;
+                        struct func_sym fs = { .full = NULL };
                         GElf_Sym sym;
-                        bool hidden = false, dup = false;
                         int type;
-                        uint64_t off;
 
                         if (!gelf_getsym(data, (int)i, &sym))
                                 break;
@@ -260,61 +266,163 @@ int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
                         if ((type != STT_FUNC && type != STT_GNU_IFUNC) ||
                             sym.st_shndx == SHN_UNDEF || !sym.st_value)
                                 continue;
-                        name = elf_strptr(f->elf, shdr.sh_link, sym.st_name);
-                        if (!name || !*name)
+                        fs.name = elf_strptr(f->elf, shdr.sh_link, sym.st_name);
+                        if (!fs.name || !*fs.name)
                                 continue;
-                        match = name;
+                        fs.full = fs.name;
                         if (dyn && v.versym) {
                                 GElf_Versym vs;
                                 unsigned idx;
 
                                 if (gelf_getversym(v.versym, (int)i, &vs)) {
                                         idx = vs & 0x7fff;
-                                        hidden = vs & 0x8000;
+                                        fs.hidden = vs & 0x8000;
                                         if (idx >= 2 && idx < v.n && v.names[idx]) {
-                                                snprintf(full, sizeof(full), "%s%s%s", name,
-                                                         hidden ? "@" : "@@", v.names[idx]);
-                                                if (versioned)
-                                                        match = full;
+                                                snprintf(full, sizeof(full), "%s%s%s", fs.name,
+                                                         fs.hidden ? "@" : "@@", v.names[idx]);
+                                                fs.full = full;
                                         }
                                 }
                         }
-                        if (!versioned && hidden)
-                                continue; /* a compat version: only by its full name */
-                        if (versioned && match == name && !strchr(name, '@'))
+                        if (elf_addr_to_offset(f, sym.st_value, &fs.offset) < 0)
                                 continue;
-                        if (!name_matches(pattern, match, glob))
-                                continue;
-                        if (elf_addr_to_offset(f, sym.st_value, &off) < 0)
-                                continue;
-                        for (size_t k = 0; k < n; k++)
-                                if (syms[k].addr == sym.st_value) {
-                                        dup = true;
-                                        break;
-                                }
-                        if (dup)
-                                continue;
-                        if (grow_array(&syms, &cap, n + 1, sizeof(*syms)) < 0)
-                                goto nomem;
-                        syms[n] = (struct elf_symbol){
-                                .name = strdup(match),
-                                .addr = sym.st_value,
-                                .size = sym.st_size,
-                                .offset = off,
-                                .ifunc = type == STT_GNU_IFUNC,
-                        };
-                        if (!syms[n].name)
-                                goto nomem;
-                        n++;
+                        fs.sym = &sym;
+                        r = fn(&fs, userdata);
                 }
         }
         free(v.names);
-        *ret = syms;
+        return r;
+}
+
+struct symbols {
+        struct elf_symbol *syms;
+        size_t n, cap;
+};
+
+static int symbols_add(struct symbols *s, const struct func_sym *fs, const char *name)
+{
+        if (grow_array(&s->syms, &s->cap, s->n + 1, sizeof(*s->syms)) < 0)
+                return -ENOMEM;
+        s->syms[s->n] = (struct elf_symbol){
+                .name = strdup(name),
+                .addr = fs->sym->st_value,
+                .size = fs->sym->st_size,
+                .offset = fs->offset,
+                .ifunc = GELF_ST_TYPE(fs->sym->st_info) == STT_GNU_IFUNC,
+        };
+        if (!s->syms[s->n].name)
+                return -ENOMEM;
+        s->n++;
+        return 0;
+}
+
+struct find {
+        struct symbols out;
+        const char *pattern;
+        bool glob, versioned;
+};
+
+static int find_one(const struct func_sym *fs, void *userdata)
+{
+        struct find *c = userdata;
+        const char *match = c->versioned ? fs->full : fs->name;
+
+        if (!c->versioned && fs->hidden)
+                return 0; /* a compat version: only by its full name */
+        if (c->versioned && fs->full == fs->name && !strchr(fs->name, '@'))
+                return 0;
+        if (!name_matches(c->pattern, match, c->glob))
+                return 0;
+        for (size_t k = 0; k < c->out.n; k++)
+                if (c->out.syms[k].addr == fs->sym->st_value)
+                        return 0;
+        return symbols_add(&c->out, fs, match);
+}
+
+int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
+                     struct elf_symbol **ret)
+{
+        struct find c = {
+                .pattern = pattern,
+                .glob = glob,
+                .versioned = strchr(pattern, '@') != NULL,
+        };
+        int r = each_function(f, find_one, &c);
+
+        if (r < 0) {
+                elf_symbols_free(c.out.syms, (int)c.out.n);
+                return r;
+        }
+        *ret = c.out.syms;
+        return (int)c.out.n;
+}
+
+struct list {
+        struct symbols out;
+        const char *pattern;
+};
+
+static int list_one(const struct func_sym *fs, void *userdata)
+{
+        struct list *c = userdata;
+
+        if (c->pattern && fnmatch(c->pattern, fs->name, 0) != 0 &&
+            fnmatch(c->pattern, fs->full, 0) != 0)
+                return 0;
+        return symbols_add(&c->out, fs, fs->full);
+}
+
+/* Length of the name without its version. */
+static size_t base_len(const char *name)
+{
+        return strcspn(name, "@");
+}
+
+/* By plain name, then address, then full name: one function's names side by side. */
+static int symbol_cmp(const void *a, const void *b)
+{
+        const struct elf_symbol *x = a, *y = b;
+        size_t lx = base_len(x->name), ly = base_len(y->name);
+        int c = strncmp(x->name, y->name, MIN(lx, ly));
+
+        if (c || lx != ly)
+                return c ? c : (lx < ly ? -1 : 1);
+        if (x->addr != y->addr)
+                return x->addr < y->addr ? -1 : 1;
+        return strcmp(x->name, y->name);
+}
+
+int elf_list_symbols(const struct elf_file *f, const char *pattern, struct elf_symbol **ret)
+{
+        struct list c = { .pattern = pattern };
+        struct elf_symbol *s;
+        size_t n = 0;
+        int r = each_function(f, list_one, &c);
+
+        if (r < 0) {
+                elf_symbols_free(c.out.syms, (int)c.out.n);
+                return r;
+        }
+        s = c.out.syms;
+        if (c.out.n)
+                qsort(s, c.out.n, sizeof(*s), symbol_cmp);
+        /* .symtab repeats what .dynsym says with a version: keep one of each */
+        for (size_t i = 0; i < c.out.n; i++) {
+                size_t k = i, len = base_len(s[i].name);
+                bool versioned_later = false;
+
+                while (++k < c.out.n && s[k].addr == s[i].addr && base_len(s[k].name) == len &&
+                       strncmp(s[k].name, s[i].name, len) == 0)
+                        versioned_later |= s[k].name[len] == '@';
+                if ((n && streq(s[n - 1].name, s[i].name) && s[n - 1].addr == s[i].addr) ||
+                    (!s[i].name[len] && versioned_later)) {
+                        free(s[i].name);
+                        continue;
+                }
+                s[n++] = s[i];
+        }
+        *ret = s;
         return (int)n;
-nomem:
-        free(v.names);
-        elf_symbols_free(syms, (int)n);
-        return -ENOMEM;
 }
 
 void usdt_notes_free(struct usdt_note *notes, int n)
@@ -362,10 +470,14 @@ int elf_usdt_notes(const struct elf_file *f, struct usdt_note **ret, struct erro
         if (have_base)
                 base_addr = shdr.sh_addr;
         scn = find_section(f, ".note.stapsdt", &shdr);
-        if (!scn) {
-                *ret = NULL;
-                return 0;
-        }
+        if (!scn && have_base)
+                return error_set(err, E_NO_USDT, -ENOENT,
+                                 "%s was built with USDT probes (it has .stapsdt.base), but its "
+                                 ".note.stapsdt section was stripped: their locations are gone",
+                                 f->path);
+        if (!scn)
+                return error_set(err, E_NO_USDT, -ENOENT,
+                                 "%s has no USDT probes (no .note.stapsdt section)", f->path);
         data = elf_getdata(scn, NULL);
         if (!data || shdr.sh_type != SHT_NOTE)
                 return error_set(err, E_NOT_ELF, -EINVAL, "%s: unreadable .note.stapsdt",

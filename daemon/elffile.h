@@ -17,12 +17,6 @@ struct elf_symbol {
         bool ifunc;      /* GNU indirect function: addr is the resolver */
 };
 
-struct usdt_arg {
-        int size;        /* bytes, 1/2/4/8 */
-        bool is_signed;
-        char *text;      /* the note's spelling, e.g. "-4@%eax" */
-};
-
 struct usdt_note {
         char *provider;
         char *name;
@@ -52,7 +46,19 @@ int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
                      struct elf_symbol **ret);
 void elf_symbols_free(struct elf_symbol *syms, int n);
 
-/* Every USDT note of the file; returns the number found (maybe 0). */
+/*
+ * Every function symbol of .symtab and .dynsym whose name (plain or
+ * versioned) matches the glob pattern (NULL: all), for a listing: versioned names in
+ * full (name@@VERSION, name@VERSION for compat versions), aliases each under
+ * its own name, IFUNCs included; sorted by name. Returns the number found.
+ */
+int elf_list_symbols(const struct elf_file *f, const char *pattern, struct elf_symbol **ret);
+
+/*
+ * Every USDT note of the file; returns the number found. A file without a
+ * .note.stapsdt section is an E_NO_USDT error that says whether the notes
+ * were stripped.
+ */
 int elf_usdt_notes(const struct elf_file *f, struct usdt_note **ret, struct error *err);
 void usdt_notes_free(struct usdt_note *notes, int n);
 

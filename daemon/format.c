@@ -221,7 +221,7 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 if (!f->is_str) {
                         if (f->index >= e->nvals)
                                 LIT(b, "null");
-                        else if (f->is_signed)
+                        else if (probe_value_signed(p, f->index, loc))
                                 buf_s64(b, (int64_t)vals[f->index]);
                         else
                                 buf_u64(b, vals[f->index]);

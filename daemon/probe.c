@@ -177,7 +177,8 @@ static bool usdt_matches(const struct probe_spec *s, const struct usdt_note *n)
 }
 
 /* USDT locations of one file; returns how many matched. */
-static int resolve_usdt_file(struct probe *p, struct elf_file *ef, struct error *err)
+static int resolve_usdt_file(struct probe *p, struct elf_file *ef, const char *shown,
+                             struct error *err)
 {
         struct usdt_note *notes = NULL;
         int n, found = 0, r = 0;
@@ -208,7 +209,7 @@ static int resolve_usdt_file(struct probe *p, struct elf_file *ef, struct error 
                 if (r < 0) {
                         char prefix[300];
 
-                        snprintf(prefix, sizeof(prefix), "%s in %s: ", name, elf_file_path(ef));
+                        snprintf(prefix, sizeof(prefix), "%s in %s: ", name, shown);
                         if (strlen(prefix) + strlen(err->msg) < sizeof(err->msg)) {
                                 memmove(err->msg + strlen(prefix), err->msg, strlen(err->msg) + 1);
                                 memcpy(err->msg, prefix, strlen(prefix));
@@ -223,8 +224,22 @@ static int resolve_usdt_file(struct probe *p, struct elf_file *ef, struct error 
         return r < 0 ? r : found;
 }
 
-static int resolve_file(struct probe *p, const char *path, bool quiet, struct error *err)
+/* Locations and attachments from index nlocs, natts on are dropped. */
+static void truncate_resolution(struct probe *p, size_t nlocs, size_t natts)
 {
+        while (p->nlocs > nlocs) {
+                p->nlocs--;
+                free(p->locs[p->nlocs].name);
+                free(p->locs[p->nlocs].args_text);
+        }
+        while (p->natts > natts)
+                free(p->atts[--p->natts].path);
+}
+
+/* The probe's locations in the file at path (named shown in messages). */
+static int resolve_file(struct probe *p, const char *path, const char *shown, struct error *err)
+{
+        size_t nlocs = p->nlocs, natts = p->natts;
         struct elf_file *ef = NULL;
         struct attachment *a;
         dev_t dev;
@@ -246,17 +261,15 @@ static int resolve_file(struct probe *p, const char *path, bool quiet, struct er
                 return -ENOMEM;
         }
         if (p->spec.type == PROBE_USDT)
-                r = resolve_usdt_file(p, ef, quiet ? NULL : err);
+                r = resolve_usdt_file(p, ef, shown, err);
         else if (p->spec.symbol)
                 r = resolve_symbols(p, ef, err);
         else
                 r = resolve_address(p, ef, err);
         a = &p->atts[p->natts - 1];
         a->loc_count = p->nlocs - a->loc_first;
-        if (r >= 0 && a->loc_count == 0) {
-                free(a->path);
-                p->natts--;
-        }
+        if (r < 0 || a->loc_count == 0)
+                truncate_resolution(p, nlocs, natts);
         elf_file_free(ef);
         return r;
 }
@@ -273,13 +286,22 @@ int probe_resolve(struct probe *p, struct error *err)
 
                 if (n < 0)
                         return n;
-                for (int i = 0; i < n; i++) {
-                        struct error quiet = { 0 };
+                r = 0;
+                for (int i = 0; i < n && r >= 0; i++) {
+                        struct error e = { 0 };
 
-                        resolve_file(p, paths[i], true, &quiet);
+                        /* objects that are not ELF or have no such probe are passed
+                         * over; one that has it but cannot be decoded is an error */
+                        r = resolve_file(p, paths[i], names[i], &e);
+                        if (r == -ENOMEM || (r < 0 && e.code == E_UNSUPPORTED))
+                                r = error_set(err, e.code, r, "%s", e.msg);
+                        else
+                                r = 0;
                 }
                 strv_free(paths);
                 strv_free(names);
+                if (r < 0)
+                        return r;
                 if (p->nlocs == 0)
                         return error_set(err, E_NO_USDT, -ENOENT,
                                          "no USDT probe %s%s%s in any object of process %d",
@@ -290,7 +312,7 @@ int probe_resolve(struct probe *p, struct error *err)
         r = target_resolve(s->target, s->pid, &path, err);
         if (r < 0)
                 return r;
-        r = resolve_file(p, path, false, err);
+        r = resolve_file(p, path, path, err);
         if (r < 0)
                 return r;
         if (s->type == PROBE_USDT && p->nlocs == 0)
@@ -302,16 +324,16 @@ int probe_resolve(struct probe *p, struct error *err)
 
 /* --- compile --------------------------------------------------------------- */
 
-static bool arg_signed(const struct probe *p, unsigned idx)
-{
-        if (p->spec.type != PROBE_USDT || p->nlocs == 0)
-                return false;
-        return idx < (unsigned)p->locs[0].nargs && p->locs[0].args[idx].is_signed;
-}
-
+/* Arguments a probe has: every location of a USDT probe has at least these. */
 static int usdt_nargs(const struct probe *p)
 {
-        return p->spec.type == PROBE_USDT && p->nlocs ? p->locs[0].nargs : UT_MAX_ARGS;
+        int n = UT_MAX_ARGS;
+
+        if (p->spec.type != PROBE_USDT)
+                return n;
+        for (size_t i = 0; i < p->nlocs; i++)
+                n = MIN(n, p->locs[i].nargs);
+        return n;
 }
 
 static struct probe_field *add_field(struct probe *p, const char *name, bool is_str, bool hidden)
@@ -328,13 +350,15 @@ static struct probe_field *add_field(struct probe *p, const char *name, bool is_
         return f;
 }
 
-/* Whether an integer value of ref reads as signed: its cast says, else retval
- * and the USDT arguments the note calls signed do. */
-static bool ref_signed(const struct probe *p, const struct fieldref *ref)
+/* Whether an integer value of ref reads as signed wherever it is read: its cast
+ * says, else retval is. An uncast USDT argument is signed where its location's
+ * note says so: that is decided per location (probe_value_signed, and the BPF
+ * predicate code). */
+static bool ref_signed(const struct fieldref *ref)
 {
         if (ref->cast)
                 return ref->cast & UT_CAST_SIGNED;
-        return ref->field == FIELD_RETVAL || (ref->field == FIELD_ARG && arg_signed(p, ref->idx));
+        return ref->field == FIELD_RETVAL;
 }
 
 /* Slot for an integer value of ref (ARG or RETVAL, maybe cast); reuses a capture. */
@@ -356,17 +380,26 @@ static int value_slot(struct probe *p, const struct fieldref *ref, const char *n
         if (!f)
                 return error_set(err, E_LIMIT, -E2BIG, "too many fields");
         f->index = c->nvals;
-        f->is_signed = ref_signed(p, ref);
         c->vals[c->nvals] = (struct ut_capture){ .src = src, .idx = ref->idx, .cast = ref->cast };
         return c->nvals++;
 }
 
-bool probe_value_signed(const struct probe *p, unsigned idx)
+bool probe_value_signed(const struct probe *p, unsigned idx, const struct probe_location *loc)
 {
-        for (int i = 0; i < p->nfields; i++)
-                if (!p->fields[i].is_str && p->fields[i].index == idx)
-                        return p->fields[i].is_signed;
-        return false;
+        const struct ut_capture *c;
+
+        if (idx >= UT_MAX_VALS || idx >= p->cfg.nvals)
+                return false;
+        c = &p->cfg.vals[idx];
+        if (c->cast)
+                return c->cast & UT_CAST_SIGNED;
+        if (c->src == UT_SRC_RETVAL)
+                return true;
+        /* an uncast USDT argument is what its location's note says; a value
+         * aggregated over every location reads as the first location's */
+        if (!loc && p->nlocs)
+                loc = &p->locs[0];
+        return loc && c->src == UT_SRC_ARG && c->idx < loc->nargs && loc->args[c->idx].is_signed;
 }
 
 /* Slot for a string of ref; a hidden one (a filter's, a key's) reuses a
@@ -524,7 +557,7 @@ static int check_operand(const struct probe *p, const struct fieldref *ref,
                          const struct predicate *in, struct error *err)
 {
         unsigned size = ref->cast & UT_CAST_SIZE;
-        bool is_signed = ref_signed(p, ref);
+        bool is_signed = ref_signed(ref);
         long long v = in->ival;
         char name[64];
 
@@ -650,7 +683,7 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
                         return r;
         }
         if ((in->negative && !ref.cast) || ((ref.field == FIELD_ARG || ref.field == FIELD_RETVAL) &&
-                                            ref_signed(p, &ref)))
+                                            ref_signed(&ref)))
                 out->op = sops[in->op];
         else
                 out->op = uops[in->op];

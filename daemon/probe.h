@@ -16,7 +16,6 @@ struct loader;
 struct probe_field {
         char name[SPEC_NAME_MAX];
         bool is_str;
-        bool is_signed;
         bool hidden;   /* read for a filter or a key only, not shown */
         uint8_t index; /* value index (integers) or string slot */
 };
@@ -92,6 +91,8 @@ int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, 
 void probe_unpin(const struct probe *p, const char *root);
 
 const char *probe_type_name(enum probe_type t);
-/* Whether integer value idx of p's events is signed. */
-bool probe_value_signed(const struct probe *p, unsigned idx);
+/* Whether integer value idx of p's events at location loc (NULL: all of
+ * them, as aggregated) reads as signed: by its cast, as retval, or as the
+ * USDT note of the location declares it. */
+bool probe_value_signed(const struct probe *p, unsigned idx, const struct probe_location *loc);
 const struct probe_location *probe_location(const struct probe *p, uint32_t loc);

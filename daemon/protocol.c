@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "config-build.h"
+#include "listing.h"
 #include "log.h"
 #include "protocol.h"
 #include "request.h"
@@ -257,7 +258,7 @@ static int m_hello(struct client *c, json_object *params, json_object **result, 
 {
         static const char *const features[] = {
                 "uprobe", "uretprobe", "usdt", "strings", "filter", "latency", "aggregate",
-                "transient",
+                "transient", "probes",
         };
         json_object *o = json_object_new_object();
         json_object *f = json_object_new_array();
@@ -531,7 +532,7 @@ static void agg_key_json(const struct probe *p, const struct ut_agg_key *k, json
                 break;
         case UT_SRC_ARG:
                 memcpy(&u64v, k->key, sizeof(u64v));
-                if (probe_value_signed(p, cfg->key_idx))
+                if (probe_value_signed(p, cfg->key_idx, NULL))
                         add(o, "key", json_object_new_int64((int64_t)u64v));
                 else
                         add(o, "key", u64(u64v));
@@ -588,7 +589,7 @@ static void agg_cb(const struct ut_agg_key *k, const struct ut_agg_val *v, void 
         add(o, "count", u64(v->count));
         if (cfg->mode == UT_MODE_HIST) {
                 bool is_signed = cfg->agg_src == UT_SRC_ARG &&
-                                 probe_value_signed(ctx->p, cfg->agg_idx);
+                                 probe_value_signed(ctx->p, cfg->agg_idx, NULL);
 
                 add(o, "sum", is_signed ? json_object_new_int64((int64_t)v->sum) : u64(v->sum));
                 add(o, "buckets", hist_json(v, is_signed));
@@ -656,6 +657,12 @@ static int m_aggregations(struct client *c, json_object *params, json_object **r
         return 0;
 }
 
+static int m_probes(struct client *c, json_object *params, json_object **result, struct error *err)
+{
+        (void)c;
+        return listing_probes(params, result, err);
+}
+
 static const struct {
         const char *name;
         method_fn fn;
@@ -669,6 +676,7 @@ static const struct {
         { "unsubscribe", m_unsubscribe },
         { "stats", m_stats },
         { "aggregations", m_aggregations },
+        { "probes", m_probes },
 };
 
 /* --- dispatch -------------------------------------------------------------- */

@@ -164,10 +164,11 @@ int target_process_objects(pid_t pid, char ***paths, char ***names, struct error
                                  strerror(errno));
         while (getline(&line, &len, f) > 0) {
                 char range[64], buf[128];
+                unsigned long start, end;
                 const char *path;
                 bool dup = false;
 
-                if (!maps_line(line, range, &path))
+                if (!maps_line(line, range, &path) || sscanf(range, "%lx-%lx", &start, &end) != 2)
                         continue;
                 for (size_t i = 0; i < n; i++)
                         if (streq(nm[i], path))
@@ -177,7 +178,8 @@ int target_process_objects(pid_t pid, char ***paths, char ***names, struct error
                 if (grow_array(&p, &cap, n + 2, sizeof(*p)) < 0 ||
                     grow_array(&nm, &ncap, n + 2, sizeof(*nm)) < 0)
                         goto nomem;
-                snprintf(buf, sizeof(buf), "/proc/%d/map_files/%s", (int)pid, range);
+                /* maps pads addresses with zeros, map_files does not */
+                snprintf(buf, sizeof(buf), "/proc/%d/map_files/%lx-%lx", (int)pid, start, end);
                 p[n] = strdup(buf);
                 nm[n] = strdup(path);
                 p[n + 1] = nm[n + 1] = NULL;

@@ -74,14 +74,25 @@ static int parse_one(const char *tok, struct ut_arg_spec *a)
         p = end + 1;
 
         if (*p == '$') { /* constant */
-                long long v;
+                unsigned long long v;
+                int bits = 8 * a->size;
 
                 errno = 0;
-                v = strtoll(p + 1, &end, 0);
+                if (p[1] == '-')
+                        v = (unsigned long long)strtoll(p + 1, &end, 0);
+                else
+                        v = strtoull(p + 1, &end, 0);
                 if (end == p + 1 || *end || errno)
                         return -EINVAL;
+                /* compilers write constants signed ("1@$-6" is 250): take the
+                 * argument's bytes and extend them as its type says */
+                if (bits < 64) {
+                        v &= (1ULL << bits) - 1;
+                        if (a->is_signed && (v >> (bits - 1)))
+                                v |= ~0ULL << bits;
+                }
                 a->type = UT_ARG_CONST;
-                a->val_off = (__u64)v;
+                a->val_off = v;
                 return 0;
         }
         if (*p == '%') { /* register */
@@ -114,26 +125,31 @@ static int parse_one(const char *tok, struct ut_arg_spec *a)
         return 0;
 }
 
+/* The next space-separated argument of text at *p into tok; 0 at the end, 1, or -E2BIG. */
+static int next_arg(const char **p, char *tok, size_t size)
+{
+        size_t len;
+
+        while (**p == ' ')
+                (*p)++;
+        if (!**p)
+                return 0;
+        len = strcspn(*p, " ");
+        if (len >= size)
+                return -E2BIG;
+        memcpy(tok, *p, len);
+        tok[len] = 0;
+        *p += len;
+        return 1;
+}
+
 int usdt_parse_args(const char *text, struct ut_arg_spec *specs, int max, struct error *err)
 {
-        int n = 0;
         const char *p = text;
+        char tok[USDT_ARG_MAX];
+        int n = 0, r;
 
-        while (*p) {
-                char tok[128];
-                size_t len;
-
-                while (*p == ' ')
-                        p++;
-                if (!*p)
-                        break;
-                len = strcspn(p, " ");
-                if (len >= sizeof(tok))
-                        return error_set(err, E_UNSUPPORTED, -EINVAL,
-                                         "USDT argument too long: %.32s...", p);
-                memcpy(tok, p, len);
-                tok[len] = 0;
-                p += len;
+        while ((r = next_arg(&p, tok, sizeof(tok))) > 0) {
                 if (n >= max)
                         return error_set(err, E_UNSUPPORTED, -E2BIG,
                                          "USDT probe has more than %d arguments", max);
@@ -142,5 +158,30 @@ int usdt_parse_args(const char *text, struct ut_arg_spec *specs, int max, struct
                                          "cannot decode USDT argument %d \"%s\"", n, tok);
                 n++;
         }
+        if (r < 0)
+                return error_set(err, E_UNSUPPORTED, -EINVAL, "USDT argument too long: %.32s...", p);
         return n;
+}
+
+int usdt_describe_args(const char *text, struct usdt_arg *args, int max)
+{
+        const char *p = text;
+        char tok[USDT_ARG_MAX];
+        int n = 0, r;
+
+        while ((r = next_arg(&p, tok, sizeof(tok))) > 0) {
+                char *end;
+                long size;
+
+                if (n >= max)
+                        return -E2BIG;
+                size = strtol(tok, &end, 10);
+                if (end == tok || *end != '@' || !end[1])
+                        return -EINVAL;
+                args[n].is_signed = size < 0;
+                args[n].size = (int)labs(size);
+                snprintf(args[n].location, sizeof(args[n].location), "%s", end + 1);
+                n++;
+        }
+        return r < 0 ? r : n;
 }

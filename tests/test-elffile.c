@@ -32,6 +32,10 @@ static void test_fixture(const char *path, const char *stripped)
         n = elf_find_symbols(f, "no_such_function", false, &syms);
         CHECK(n == 0, "a missing symbol is not found");
         elf_symbols_free(syms, n);
+        n = elf_list_symbols(f, "ut_a*", &syms);
+        CHECK(n == 2 && streq(syms[0].name, "ut_add") && streq(syms[1].name, "ut_args8"),
+              "listing ut_a*: ut_add, ut_args8 (%d)", n);
+        elf_symbols_free(syms, n);
         CHECK(elf_file_has_symtab(f), "fixture has .symtab");
         CHECK(elf_build_id(f, id, sizeof(id)) == 0 && strlen(id) == 40, "build-id %s", id);
         CHECK(elf_addr_to_offset(f, 0x10, &off) < 0, "an address outside code is refused");
@@ -73,6 +77,36 @@ static void test_libc(void)
         n = elf_find_symbols(f, "strlen", false, &syms);
         CHECK(n == 1 && syms[0].ifunc, "strlen is an IFUNC");
         elf_symbols_free(syms, n);
+
+        /* the listing: every version under its full name, sorted, no duplicates */
+        n = elf_list_symbols(f, "memcpy", &syms);
+        CHECK(n == 2, "memcpy: two versions listed (%d)", n);
+        if (n == 2) {
+                CHECK_STR(syms[0].name, "memcpy@@GLIBC_2.14", "default version, an IFUNC");
+                CHECK(syms[0].ifunc, "memcpy@@GLIBC_2.14 is marked IFUNC");
+                CHECK_STR(syms[1].name, "memcpy@GLIBC_2.2.5", "compat version");
+                CHECK(!syms[1].ifunc && syms[1].size > 0, "compat memcpy is a function");
+        }
+        elf_symbols_free(syms, n);
+        n = elf_list_symbols(f, "malloc@@*", &syms);
+        CHECK(n == 1 && streq(syms[0].name, "malloc@@GLIBC_2.2.5"),
+              "a glob on the versioned name (%d)", n);
+        elf_symbols_free(syms, n);
+        n = elf_list_symbols(f, "*", &syms);
+        m = 0;
+        for (int i = 1; i < n; i++)
+                m += strcmp(syms[i - 1].name, syms[i].name) >= 0 &&
+                     strcspn(syms[i - 1].name, "@") == strcspn(syms[i].name, "@") &&
+                     syms[i - 1].addr >= syms[i].addr;
+        CHECK(n > 2000 && m == 0, "all of libc, sorted, without duplicates (%d)", n);
+        elf_symbols_free(syms, n);
+        {
+                struct usdt_note *notes = NULL;
+
+                CHECK(elf_usdt_notes(f, &notes, &err) == -ENOENT && err.code == E_NO_USDT &&
+                              strstr(err.msg, "no .note.stapsdt"),
+                      "libc has no USDT notes: %s", err.msg);
+        }
         elf_file_free(f);
         free(libc);
 }

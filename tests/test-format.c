@@ -44,7 +44,9 @@ int main(void)
         p.spec.type = PROBE_UPROBE;
         p.nfields = 4;
         p.fields[0] = (struct probe_field){ .name = "a", .index = 0 };
-        p.fields[1] = (struct probe_field){ .name = "neg", .index = 1, .is_signed = true };
+        p.fields[1] = (struct probe_field){ .name = "neg", .index = 1 };
+        p.cfg.nvals = 2;
+        p.cfg.vals[1].cast = 8 | UT_CAST_SIGNED; /* (s64) */
         p.fields[2] = (struct probe_field){ .name = "host", .index = 0, .is_str = true };
         p.fields[3] = (struct probe_field){ .name = "path", .index = 1, .is_str = true };
         e->probe = 3;

@@ -17,10 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!p.nfields) {
                 p.id = 1;
                 p.nfields = 6;
+                p.cfg.nvals = 3;
+                p.cfg.vals[1].cast = 4 | UT_CAST_SIGNED;
+                p.cfg.vals[2].src = UT_SRC_RETVAL;
                 for (int i = 0; i < 6; i++) {
                         p.fields[i].index = (uint8_t)(i % 4);
                         p.fields[i].is_str = i >= 3;
-                        p.fields[i].is_signed = i == 1;
                         p.fields[i].name[0] = (char)('a' + i);
                 }
         }

@@ -25,7 +25,29 @@ UTRACED = os.path.join(BUILD, "daemon", "utraced")
 UTRACECTL = os.path.join(BUILD, "client", "utracectl")
 TARGET = os.path.join(BUILD, "tests", "target")
 TARGET_STRIPPED = os.path.join(BUILD, "tests", "target-stripped")
+USDT = os.path.join(BUILD, "tests", "usdt")
+USDT_NONOTES = os.path.join(BUILD, "tests", "usdt-nonotes")
+UTLIB = os.path.join(BUILD, "tests", "libutlib.so")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+FLOWDEMO = os.path.abspath(os.path.join(FIXTURES, "flowdemo.py"))
+# Debian's interpreter, which has the python:* USDT probes (a python3 found on
+# PATH may be another build without them)
+PYTHON = "/usr/bin/python3.11"
 BPFFS_PREFIX = "/sys/fs/bpf/utrace-test-"
+
+
+def _sanitized():
+    try:
+        with open(UTRACED, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# A build with ASan/UBSan (tests/run's second phase): memory figures mean
+# nothing there (ASan keeps freed memory in quarantine), everything is slower,
+# and its binaries need the sanitizer runtime wherever they run.
+SANITIZED = _sanitized()
 
 _counter = itertools.count()
 
@@ -161,21 +183,26 @@ class Fixture:
     """tests/fixtures/target, driven over stdin; prefix runs it through another
     command (e.g. nsenter into a container)."""
 
-    def __init__(self, path=TARGET, prefix=()):
-        # prefix: a command that runs the fixture (e.g. setpriv to change its uid)
-        self.proc = subprocess.Popen([*prefix, path], stdin=subprocess.PIPE,
+    def __init__(self, path=TARGET, args=(), prefix=()):
+        # prefix: a command that runs the fixture (e.g. setpriv to change its uid,
+        # nsenter to run it in a container)
+        self.proc = subprocess.Popen([*prefix, path, *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "ready", f"fixture did not start: {line}"
         self.pid = int(line[1])
 
-    def cmd(self, line, timeout=30):
+    def ask(self, line, timeout=30):
+        """Send a command; its answer line."""
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not r:
             raise TimeoutError(f"fixture did not finish {line!r}")
-        out = self.proc.stdout.readline().strip()
+        return self.proc.stdout.readline().strip()
+
+    def cmd(self, line, timeout=30):
+        out = self.ask(line, timeout)
         assert out == "ok", f"fixture answered {out!r} to {line!r}"
 
     def close(self):
@@ -307,8 +334,8 @@ class UtraceTest(unittest.TestCase):
         if rc not in (0, None, -signal.SIGKILL):
             self.fail(f"utraced exited with {rc}:\n{text[-2000:]}")
 
-    def fixture(self, path=TARGET, prefix=()):
-        f = Fixture(path, prefix)
+    def fixture(self, path=TARGET, args=(), prefix=()):
+        f = Fixture(path, args, prefix)
         self.addCleanup(f.close)
         return f
 

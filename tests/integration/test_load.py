@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from harness import TARGET, Fixture, UtraceTest
+from harness import SANITIZED, TARGET, UtraceTest
 
 
 def rss_kib(pid):
@@ -39,7 +39,9 @@ class Load(UtraceTest):
             c.call("subscribe")
         base = rss_kib(pid)
         f = self.fixture()
-        batches, per_batch = 20, 1000
+        # batches small enough that a reader's socket and queue hold one even
+        # when it is scheduled late on a loaded machine
+        batches, per_batch = 100, 200
         for _ in range(batches):
             f.cmd(f"loop {per_batch}")
             for c in readers:
@@ -56,7 +58,8 @@ class Load(UtraceTest):
             self.assertEqual(c["delivered"] + c["dropped"], batches * per_batch)
         # 10 clients hold at most their queue each (64 KiB), plus slack for the rest
         grown = rss_kib(pid) - base
-        self.assertLess(grown, 10 * 64 + 16 * 1024, f"RSS grew by {grown} KiB")
+        if not SANITIZED:
+            self.assertLess(grown, 10 * 64 + 16 * 1024, f"RSS grew by {grown} KiB")
         self.assertEqual(p["id"], st["probes"][0]["id"])
 
     def test_clients_vanishing_leak_nothing(self):
@@ -93,7 +96,7 @@ class Load(UtraceTest):
 
     def test_attach_detach_churn_is_flat(self):
         pid = self.daemon.proc.pid
-        cycles = 10000
+        cycles = 2000 if SANITIZED else 10000
         # warm up: allocator and maps reach their steady state
         for _ in range(50):
             p = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
@@ -104,7 +107,8 @@ class Load(UtraceTest):
             self.c.call("detach", {"id": p["id"]})
         self.assertEqual(nfds(pid), fds)
         self.assertEqual(npins(self.daemon.root), pins)
-        self.assertLess(rss_kib(pid) - rss, 2048, "RSS grew over 10,000 cycles")
+        if not SANITIZED:
+            self.assertLess(rss_kib(pid) - rss, 2048, f"RSS grew over {cycles} cycles")
         # slots and sites were recycled, not exhausted: a probe still attaches and fires
         p = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
         self.c.call("subscribe")
@@ -115,11 +119,12 @@ class Load(UtraceTest):
         pid = self.daemon.proc.pid
         p = self.attach(f"uprobe:{TARGET}:ut_add", aggregate="count")
         fds, rss = nfds(pid), rss_kib(pid)
-        procs = 10000
+        procs = 1000 if SANITIZED else 10000
         # one shell starts them all: 10,000 exec'd fixtures, each calling ut_add twice
         script = f'for i in $(seq {procs}); do printf "add 1 2 2\\nquit\\n" | {TARGET} >/dev/null; done'
         subprocess.run(["sh", "-c", script], check=True, timeout=600)
         agg = self.c.call("aggregations", {"id": p["id"]})
         self.assertEqual(agg["keys"][0]["count"], 2 * procs)
         self.assertEqual(nfds(pid), fds)
-        self.assertLess(rss_kib(pid) - rss, 1024)
+        if not SANITIZED:
+            self.assertLess(rss_kib(pid) - rss, 1024)

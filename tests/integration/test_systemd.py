@@ -22,7 +22,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BPFFS_PREFIX, BUILD, Client, Fixture
+from harness import BPFFS_PREFIX, BUILD, SANITIZED, Client, Fixture
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CACHE = os.environ.get("UTRACE_ROOTFS_CACHE", "/var/cache/utrace-test")
@@ -195,6 +195,12 @@ class Container:
         shutil.rmtree(self.bpffs, ignore_errors=True)
 
 
+# The container has no sanitizer runtime, and packaging does not depend on the
+# build: the service is proven on the normal build, once.
+once = unittest.skipIf(SANITIZED, "service and packaging are tested on the normal build")
+
+
+@once
 class Install(unittest.TestCase):
     def test_meson_install_layout(self):
         dest = tempfile.mkdtemp(prefix="utrace-install-")
@@ -215,6 +221,7 @@ class Install(unittest.TestCase):
             self.assertIn("\nExecStart=/usr/sbin/utraced\n", f.read())
 
 
+@once
 class Systemd(unittest.TestCase):
     """Steps in order (unittest sorts by name), on one booted container."""
 
@@ -368,6 +375,7 @@ class Systemd(unittest.TestCase):
         self.assertLessEqual(float(m.group(1)), 3.0, out)
 
 
+@once
 class DebianPackage(unittest.TestCase):
     """debian/ builds a package with dpkg-buildpackage; installed in a booted
     system it creates the group, enables and starts the units; an upgrade keeps
