@@ -160,7 +160,8 @@ def run_fuzz(seconds, counts, only):
             continue
         p = subprocess.run([os.path.join(HERE, "fuzz", "run"), str(seconds), t],
                            capture_output=True, text=True)
-        detail = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else p.stderr.strip()
+        out = (p.stdout + p.stderr).strip()
+        detail = out.splitlines()[-1] if out else f"exited {p.returncode}"
         counts.add("PASS" if p.returncode == 0 else "FAIL", name, detail)
         if p.returncode != 0:
             print(p.stdout + p.stderr, flush=True)
