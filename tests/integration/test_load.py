@@ -23,6 +23,11 @@ def nfds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def fd_targets(pid):
+    d = f"/proc/{pid}/fd"
+    return sorted(os.readlink(os.path.join(d, n)) for n in os.listdir(d))
+
+
 def npins(root):
     return sum(len(files) for _, _, files in os.walk(os.path.join(root, "links")))
 
@@ -91,7 +96,7 @@ class Load(UtraceTest):
                 break
             time.sleep(0.05)
         self.assertEqual(len(self.c.call("list")["probes"]), 1)
-        self.assertEqual(nfds(pid), fds)
+        self.assertEqual(nfds(pid), fds, fd_targets(pid))
         self.assertEqual(self.c.call("status")["clients"], 1)
 
     def test_attach_detach_churn_is_flat(self):
