@@ -14,6 +14,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "utrace.h"
 
@@ -440,6 +441,32 @@ __noinline int ut_aggregate(const struct ut_probe *p, __u32 slot, struct ut_scra
         return 0;
 }
 
+#define MMF_DUMPABLE_MASK 3
+#define SUID_DUMP_USER 1
+
+/*
+ * A probe of a user without privileges fires only in processes that user
+ * controls right now: effective uid the owner's and dumpable. The process the
+ * probe was scoped to may since have executed a set-uid program, which makes
+ * it neither.
+ */
+static __always_inline bool owner_allows(const struct ut_probe *p)
+{
+        struct task_struct *t;
+        struct mm_struct *mm;
+        __u64 mmflags = 0;
+
+        if (!(p->flags & UT_P_OWNED))
+                return true;
+        t = (struct task_struct *)bpf_get_current_task();
+        if (BPF_CORE_READ(t, cred, euid.val) != p->owner_uid)
+                return false;
+        mm = BPF_CORE_READ(t, mm);
+        if (!mm || bpf_core_read(&mmflags, sizeof(mmflags), &mm->flags))
+                return false;
+        return (mmflags & MMF_DUMPABLE_MASK) == SUID_DUMP_USER;
+}
+
 static __always_inline __u64 wake_flags(__u64 now)
 {
         __u32 zero = 0;
@@ -516,6 +543,12 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         latency = p->flags & UT_P_LATENCY;
         if (!(is_ret && latency))
                 COUNT(st, hits);
+        if (!owner_allows(p)) {
+                /* not the owner's to read: before any byte of the process is */
+                if (!(is_ret && latency))
+                        COUNT(st, filtered);
+                return 0;
+        }
 
         pid_tgid = bpf_get_current_pid_tgid();
         /* the call in flight: the return finds it at SP - 8 (the return address is popped) */

@@ -142,6 +142,8 @@ enum ut_mode {
 enum ut_probe_flags {
         UT_P_ENABLED = 1 << 0,
         UT_P_LATENCY = 1 << 1, /* entry stores, return emits with latency */
+        UT_P_OWNED = 1 << 2,   /* hits count only in dumpable processes whose
+                                * effective uid is owner_uid; others are filtered */
 };
 
 struct ut_probe {
@@ -156,7 +158,7 @@ struct ut_probe {
         __u8 key_src;    /* aggregation key: UT_SRC_NONE/COMM/PID/TID/UID/ARG/STR */
         __u8 key_idx;
         __u32 max_keys;  /* distinct keys before the overflow key takes over */
-        __u32 pad;
+        __u32 owner_uid; /* with UT_P_OWNED */
         struct ut_capture vals[UT_MAX_VALS];
         struct ut_strcap strs[UT_MAX_STRS];
         struct ut_pred preds[UT_MAX_PREDS];

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 
+#include "access.h"
 #include "elffile.h"
 #include "listing.h"
 #include "target.h"
@@ -224,7 +225,8 @@ static int want(json_object *params, const char *key, json_type t, json_object *
         return 1;
 }
 
-int listing_probes(json_object *params, json_object **result, struct error *err)
+int listing_probes(const struct caller *c, json_object *params, json_object **result,
+                   struct error *err)
 {
         struct listing l = { 0 };
         _cleanup_free_ char *path = NULL;
@@ -263,11 +265,26 @@ int listing_probes(json_object *params, json_object **result, struct error *err)
                         return error_set(err, E_INVALID_PARAMS, -EINVAL, "probes: bad pid %lld", p);
         }
 
+        if (pid) {
+                r = access_check_process(c, (pid_t)p, err);
+                if (r < 0)
+                        return r;
+        }
         l.objects = json_object_new_array();
         if (target) {
                 r = target_resolve(json_object_get_string(target), 0, &path, err);
-                if (r >= 0)
-                        r = list_object(&l, path, path, false, err);
+                if (r >= 0) {
+                        /* read it as the caller could: through a file opened with
+                         * the caller's credentials */
+                        _cleanup_close_ int fd = access_open_as(c, path, err);
+                        char fdpath[64];
+
+                        r = fd;
+                        if (fd >= 0) {
+                                snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+                                r = list_object(&l, c->privileged ? path : fdpath, path, false, err);
+                        }
+                }
         } else {
                 r = list_process(&l, (pid_t)p, err);
         }

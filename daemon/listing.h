@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 
+#include "access.h"
 #include "errors.h"
 
 /*
@@ -11,10 +12,14 @@
  * its semaphore and its argument specs, or with "symbols" the function
  * symbols a uprobe can name.
  *
+ * Callers who are not privileged (access.h) list files they can read and
+ * processes they own.
+ *
  * params: {"target": PATH-OR-NAME} or {"pid": PID}, and optionally
  * "pattern" (a glob on provider:name, name, or a symbol) and "symbols".
  */
-int listing_probes(json_object *params, json_object **result, struct error *err);
+int listing_probes(const struct caller *c, json_object *params, json_object **result,
+                   struct error *err);
 
 /* Symbols listed in one reply at most; the rest are counted in "more_symbols". */
 #define LISTING_MAX_SYMBOLS 20000

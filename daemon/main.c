@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "access.h"
 #include "config-build.h"
 #include "loader.h"
 #include "log.h"
@@ -23,6 +24,7 @@ struct options {
         const char *state_dir;
         size_t ringbuf_size;
         size_t queue_max;
+        const char *group;
         bool no_multi;
         bool purge;
 };
@@ -42,6 +44,8 @@ static void help(void)
                "      --ringbuf-size SIZE event ring buffer in bytes, a power of two of at least\n"
                "                          one page; K and M suffixes (default 8M)\n"
                "      --queue-size SIZE   bytes of events queued per client (default 4M)\n"
+               "      --group NAME        members of this group may do all that root may\n"
+               "                          (default utraced)\n"
                "      --no-uprobe-multi   one perf-event link per location, even where the\n"
                "                          kernel has uprobe_multi links\n"
                "      --log-level LEVEL   debug, info, notice, warning or error (default info)\n"
@@ -78,13 +82,14 @@ static int parse_size(const char *s, size_t *ret)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-        enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_NO_MULTI, OPT_LOG, OPT_PURGE };
+        enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_GROUP, OPT_NO_MULTI, OPT_LOG, OPT_PURGE };
         static const struct option longopts[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, 'b' },
                 { "state-dir", required_argument, NULL, 'd' },
                 { "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
                 { "queue-size", required_argument, NULL, OPT_QUEUE },
+                { "group", required_argument, NULL, OPT_GROUP },
                 { "no-uprobe-multi", no_argument, NULL, OPT_NO_MULTI },
                 { "log-level", required_argument, NULL, OPT_LOG },
                 { "purge", no_argument, NULL, OPT_PURGE },
@@ -114,6 +119,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                                 return -EINVAL;
                         }
                         break;
+                case OPT_GROUP: o->group = optarg; break;
                 case OPT_NO_MULTI: o->no_multi = true; break;
                 case OPT_LOG:
                         prio = log_parse_priority(optarg);
@@ -204,6 +210,7 @@ int main(int argc, char **argv)
                 .state_dir = DEFAULT_STATE_DIR,
                 .ringbuf_size = 8u << 20,
                 .queue_max = 4u << 20,
+                .group = "utraced",
         };
         struct manager_opts mo;
         struct server_opts so;
@@ -256,6 +263,8 @@ int main(int argc, char **argv)
                 .queue_max = o.queue_max,
                 .request_max = 1u << 20,
                 .flush_ns = 2000000,
+                .group = access_group(o.group),
+                .max_user_clients = 64,
         };
         r = server_new(loop, m, &so, &srv, &err);
         if (r < 0) {

@@ -225,7 +225,7 @@ fail:
 }
 
 int manager_attach(struct manager *m, struct probe_spec *spec, const char *request, uid_t owner,
-                   void *client, struct probe **ret, struct error *err)
+                   bool restricted, void *client, struct probe **ret, struct error *err)
 {
         struct probe *p = probe_new();
         int r;
@@ -238,6 +238,7 @@ int manager_attach(struct manager *m, struct probe_spec *spec, const char *reque
         memset(spec, 0, sizeof(*spec));
         p->request = strdup(request);
         p->owner = owner;
+        p->restricted = restricted;
         p->client = p->spec.transient ? client : NULL;
         p->created = now_ns(CLOCK_REALTIME);
         if (!p->request) {
@@ -287,6 +288,15 @@ void manager_client_gone(struct manager *m, void *client)
         for (size_t i = m->nprobes; i > 0; i--)
                 if (m->probes[i - 1]->client == client)
                         manager_detach(m, m->probes[i - 1]);
+}
+
+unsigned manager_count_owned(struct manager *m, uid_t owner)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < m->nprobes; i++)
+                n += m->probes[i]->owner == owner;
+        return n;
 }
 
 struct probe *manager_find(struct manager *m, uint64_t id)

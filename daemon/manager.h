@@ -25,15 +25,17 @@ struct manager_opts {
 int manager_new(const struct manager_opts *opts, struct manager **ret, struct error *err);
 void manager_free(struct manager *m);
 
-/* Attach a new probe described by spec (taken over, also on failure). */
+/* Attach a new probe described by spec (taken over, also on failure), owned
+ * by uid owner; restricted: the owner is not privileged (probe.h). */
 int manager_attach(struct manager *m, struct probe_spec *spec, const char *request, uid_t owner,
-                   void *client, struct probe **ret, struct error *err);
+                   bool restricted, void *client, struct probe **ret, struct error *err);
 /* Detach and forget p. */
 void manager_detach(struct manager *m, struct probe *p);
 /* Detach every transient probe owned by client. */
 void manager_client_gone(struct manager *m, void *client);
 
 struct probe *manager_find(struct manager *m, uint64_t id);
+unsigned manager_count_owned(struct manager *m, uid_t owner);
 struct probe *manager_by_slot(struct manager *m, uint32_t slot);
 struct probe *const *manager_probes(struct manager *m, size_t *n);
 struct loader *manager_loader(struct manager *m);

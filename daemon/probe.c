@@ -309,7 +309,8 @@ int probe_resolve(struct probe *p, struct error *err)
                                          s->name, (int)s->pid);
                 return 0;
         }
-        r = target_resolve(s->target, s->pid, &path, err);
+        r = p->restricted ? target_resolve_mapped(s->target, s->pid, &path, err)
+                          : target_resolve(s->target, s->pid, &path, err);
         if (r < 0)
                 return r;
         r = resolve_file(p, path, path, err);
@@ -824,7 +825,9 @@ int probe_compile(struct probe *p, struct error *err)
         r = compile_aggregation(p, err);
         if (r < 0)
                 return r;
-        c->flags = UT_P_ENABLED | (s->latency ? UT_P_LATENCY : 0);
+        c->flags = UT_P_ENABLED | (s->latency ? UT_P_LATENCY : 0) |
+                   (p->restricted ? UT_P_OWNED : 0);
+        c->owner_uid = p->owner;
         p->sleepable = c->nstrs > 0;
         return 0;
 }

@@ -47,6 +47,10 @@ struct probe {
         char *request;  /* the attach parameters (JSON), for the state file */
         struct probe_spec spec;
         uid_t owner;
+        /* The owner is not privileged: the probe names only files its process
+         * maps, and fires only in processes the owner controls (BPF checks the
+         * effective uid and dumpability at every hit). */
+        bool restricted;
         void *client;   /* transient probes: the connection that owns them */
         uint64_t created; /* CLOCK_REALTIME ns */
 

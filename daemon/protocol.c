@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define MAX_DEPTH 32
+#define MAX_USER_PROBES 64 /* probes of one unprivileged user */
 
 typedef int (*method_fn)(struct client *c, json_object *params, json_object **result,
                          struct error *err);
@@ -104,9 +105,9 @@ static void reply_error(struct client *c, json_object *id, const struct error *e
         buf_free(&b);
 }
 
-void protocol_error_line(struct client *c, const char *message)
+void protocol_error_line(struct client *c, enum error_code code, const char *message)
 {
-        struct error err = { .code = E_INVALID_REQUEST };
+        struct error err = { .code = code };
 
         snprintf(err.msg, sizeof(err.msg), "%s", message);
         reply_error(c, NULL, &err);
@@ -190,12 +191,15 @@ static int param_ids(json_object *params, uint64_t **ret, struct error *err)
         return (int)n;
 }
 
+/* A probe the client may see; another user's probe does not exist for it. */
 static struct probe *find_probe(struct client *c, uint64_t id, struct error *err)
 {
         struct probe *p = manager_find(server_manager(c->srv), id);
 
-        if (!p)
+        if (!p || !client_sees(c, p)) {
                 error_set(err, E_NO_PROBE, -ENOENT, "no probe %llu", (unsigned long long)id);
+                return NULL;
+        }
         return p;
 }
 
@@ -321,13 +325,26 @@ static int m_attach(struct client *c, json_object *params, json_object **result,
         int r;
 
         r = request_parse_attach(params, &spec, err);
+        if (r >= 0 && !c->who.privileged) {
+                if (!spec.pid)
+                        r = error_set(err, E_PERMISSION, -EPERM,
+                                      "without privileges a probe must be scoped to a process "
+                                      "you own (\"pid\"; utracectl --pid)");
+                else
+                        r = access_check_process(&c->who, spec.pid, err);
+                if (r >= 0 && manager_count_owned(server_manager(c->srv), c->who.uid) >=
+                                      MAX_USER_PROBES)
+                        r = error_set(err, E_LIMIT, -EUSERS,
+                                      "you have %d probes, the most an unprivileged user may have",
+                                      MAX_USER_PROBES);
+        }
         if (r < 0) {
                 probe_spec_done(&spec);
                 return r;
         }
         r = manager_attach(server_manager(c->srv), &spec,
                            json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN),
-                           c->cred.uid, c, &p, err);
+                           c->who.uid, !c->who.privileged, c, &p, err);
         if (r < 0)
                 return r;
         *result = probe_json(p);
@@ -349,9 +366,10 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
                 ids = calloc(np ? np : 1, sizeof(uint64_t));
                 if (!ids)
                         return -ENOMEM;
+                n = 0;
                 for (size_t i = 0; i < np; i++)
-                        ids[i] = probes[i]->id;
-                n = (int)np;
+                        if (client_sees(c, probes[i]))
+                                ids[n++] = probes[i]->id;
         } else {
                 n = param_ids(params, &ids, err);
                 if (n < 0)
@@ -386,7 +404,8 @@ static int m_list(struct client *c, json_object *params, json_object **result, s
         (void)params;
         (void)err;
         for (size_t i = 0; i < n; i++)
-                json_object_array_add(arr, probe_json(probes[i]));
+                if (client_sees(c, probes[i]))
+                        json_object_array_add(arr, probe_json(probes[i]));
         *result = json_object_new_object();
         add(*result, "probes", arr);
         return 0;
@@ -474,15 +493,19 @@ static int m_stats(struct client *c, json_object *params, json_object **result, 
                 struct probe *const *probes = manager_probes(m, &np);
 
                 for (size_t i = 0; i < np; i++)
-                        json_object_array_add(arr, stats_json(m, probes[i]));
+                        if (client_sees(c, probes[i]))
+                                json_object_array_add(arr, stats_json(m, probes[i]));
         }
         clients = json_object_new_array();
         for (struct client *k = server_clients(c->srv); k; k = k->next) {
-                json_object *o = json_object_new_object();
+                json_object *o;
 
+                if (!c->who.privileged && k->who.uid != c->who.uid)
+                        continue; /* others' connections are theirs */
+                o = json_object_new_object();
                 add(o, "id", u64(k->id));
-                add(o, "pid", json_object_new_int(k->cred.pid));
-                add(o, "uid", json_object_new_int64(k->cred.uid));
+                add(o, "pid", json_object_new_int(k->who.pid));
+                add(o, "uid", json_object_new_int64(k->who.uid));
                 add(o, "subscribed", json_object_new_boolean(k->subscribed));
                 add(o, "delivered", u64(k->delivered));
                 add(o, "dropped", u64(k->dropped));
@@ -659,24 +682,31 @@ static int m_aggregations(struct client *c, json_object *params, json_object **r
 
 static int m_probes(struct client *c, json_object *params, json_object **result, struct error *err)
 {
-        (void)c;
-        return listing_probes(params, result, err);
+        return listing_probes(&c->who, params, result, err);
 }
+
+/* Who may call a method at all; what it then shows or changes is the
+ * caller's own (find_probe, client_sees) unless the caller is privileged. */
+enum method_access {
+        ANYONE,
+        PRIVILEGED,
+};
 
 static const struct {
         const char *name;
         method_fn fn;
+        enum method_access access;
 } methods[] = {
-        { "hello", m_hello },
-        { "status", m_status },
-        { "attach", m_attach },
-        { "detach", m_detach },
-        { "list", m_list },
-        { "subscribe", m_subscribe },
-        { "unsubscribe", m_unsubscribe },
-        { "stats", m_stats },
-        { "aggregations", m_aggregations },
-        { "probes", m_probes },
+        { "hello", m_hello, ANYONE },
+        { "status", m_status, ANYONE },
+        { "attach", m_attach, ANYONE },
+        { "detach", m_detach, ANYONE },
+        { "list", m_list, ANYONE },
+        { "subscribe", m_subscribe, ANYONE },
+        { "unsubscribe", m_unsubscribe, ANYONE },
+        { "stats", m_stats, ANYONE },
+        { "aggregations", m_aggregations, ANYONE },
+        { "probes", m_probes, ANYONE },
 };
 
 /* --- dispatch -------------------------------------------------------------- */
@@ -735,6 +765,7 @@ void protocol_handle(struct client *c, const char *line, size_t len)
         json_object *req, *v, *id = NULL, *params = NULL, *result = NULL;
         const char *method;
         method_fn fn = NULL;
+        enum method_access access = ANYONE;
         bool notification;
         int r;
 
@@ -775,10 +806,19 @@ void protocol_handle(struct client *c, const char *line, size_t len)
                 goto out;
         }
         for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
-                if (streq(methods[i].name, method))
+                if (streq(methods[i].name, method)) {
                         fn = methods[i].fn;
+                        access = methods[i].access;
+                }
         if (!fn) {
                 error_set(&err, E_METHOD_NOT_FOUND, -ENOENT, "unknown method \"%.64s\"", method);
+                if (!notification)
+                        reply_error(c, id, &err);
+                goto out;
+        }
+        if (access == PRIVILEGED && !c->who.privileged) {
+                error_set(&err, E_PERMISSION, -EPERM,
+                          "%s is for root and the utraced group only", method);
                 if (!notification)
                         reply_error(c, id, &err);
                 goto out;

@@ -18,4 +18,4 @@ void protocol_handle(struct client *c, const char *line, size_t len);
 json_object *protocol_parse(const char *line, size_t len, struct error *err);
 
 /* Queue an error reply with a null id (for lines that are not requests). */
-void protocol_error_line(struct client *c, const char *message);
+void protocol_error_line(struct client *c, enum error_code code, const char *message);

@@ -111,7 +111,7 @@ static bool client_flush(struct client *c)
         }
         if (c->out.len > c->srv->opts.queue_max + REPLY_SLACK) {
                 log_warning("client %llu (pid %d) does not read its replies: disconnected",
-                            (unsigned long long)c->id, (int)c->cred.pid);
+                            (unsigned long long)c->id, (int)c->who.pid);
                 client_free(c);
                 return false;
         }
@@ -149,9 +149,14 @@ void client_unsubscribe(struct client *c)
         c->subscribed = false;
 }
 
+bool client_sees(const struct client *c, const struct probe *p)
+{
+        return c->who.privileged || p->owner == c->who.uid;
+}
+
 static bool wants(const struct client *c, const struct probe *p)
 {
-        if (!c->subscribed || c->closing)
+        if (!c->subscribed || c->closing || !client_sees(c, p))
                 return false;
         if (!c->nsubs)
                 return true;
@@ -259,7 +264,7 @@ static bool process_input(struct client *c)
         }
         buf_consume(&c->in, start);
         if (c->in.len > c->srv->opts.request_max) {
-                protocol_error_line(c, "request line exceeds the limit");
+                protocol_error_line(c, E_INVALID_REQUEST, "request line exceeds the limit");
                 c->closing = true;
                 c->in.len = 0;
         }
@@ -301,7 +306,6 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 {
         struct server *s = userdata;
         struct client *c;
-        socklen_t len;
         int cfd, r;
 
         (void)src;
@@ -320,8 +324,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         c->srv = s;
         c->fd = cfd;
         c->id = s->next_id++;
-        len = sizeof(c->cred);
-        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+        if (access_identify(cfd, s->opts.group, &c->who) < 0) {
                 close(cfd);
                 free(c);
                 return 0;
@@ -332,10 +335,24 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 free(c);
                 return 0;
         }
+        if (!c->who.privileged) {
+                unsigned n = 0;
+
+                for (struct client *k = s->clients; k; k = k->next)
+                        n += k->who.uid == c->who.uid;
+                if (n >= s->opts.max_user_clients) {
+                        /* told why, then closed once that is written */
+                        protocol_error_line(c, E_LIMIT, "too many connections of this user");
+                        c->closing = true;
+                        sd_event_source_set_io_events(c->src, EPOLLOUT);
+                        log_notice("uid %u: connection refused, %u open (the limit)",
+                                   (unsigned)c->who.uid, n);
+                }
+        }
         c->next = s->clients;
         s->clients = c;
-        log_debug("client %llu connected (pid %d, uid %d)", (unsigned long long)c->id,
-                  (int)c->cred.pid, (int)c->cred.uid);
+        log_debug("client %llu connected (pid %d, uid %u%s)", (unsigned long long)c->id,
+                  (int)c->who.pid, (unsigned)c->who.uid, c->who.privileged ? ", privileged" : "");
         return 0;
 }
 
@@ -372,7 +389,9 @@ static int listen_on(struct server *s, const char *path, struct error *err)
         if (fd < 0)
                 return error_set(err, E_INTERNAL, -errno, "socket: %s", strerror(errno));
         {
-                mode_t old = umask(0177);
+                /* anyone may connect: what a peer may do is decided from its
+                 * credentials (access.h) */
+                mode_t old = umask(0111);
 
                 r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
                 umask(old);

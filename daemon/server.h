@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
+#include "access.h"
 #include "events.h"
 #include "format.h"
 #include "manager.h"
@@ -32,7 +33,7 @@ struct client {
         uint64_t id;
         int fd;
         sd_event_source *src;
-        struct ucred cred;
+        struct caller who; /* the peer, as it connected */
         struct buf in;
         struct buf out;
         bool eof;          /* the peer will send nothing more */
@@ -52,6 +53,8 @@ struct server_opts {
         size_t queue_max;
         size_t request_max;
         uint64_t flush_ns;
+        gid_t group;             /* members are privileged (access.h); -1: none */
+        unsigned max_user_clients; /* connections of one unprivileged user */
 };
 
 int server_new(sd_event *loop, struct manager *m, const struct server_opts *opts,
@@ -63,6 +66,9 @@ struct events *server_events(struct server *s);
 struct client *server_clients(struct server *s);
 const char *server_socket_path(struct server *s);
 uint64_t server_started(struct server *s);
+
+/* Whether c may see probe p: its own, or every probe when privileged. */
+bool client_sees(const struct client *c, const struct probe *p);
 
 /* Append a response or notification (never dropped) and write it out. */
 void client_send(struct client *c, const char *data, size_t len);

@@ -18,6 +18,7 @@ static json_object *probe_to_json(const struct probe *p)
         json_object_object_add(o, "slot", json_object_new_int64(p->slot));
         json_object_object_add(o, "gen", json_object_new_int64(p->gen));
         json_object_object_add(o, "owner", json_object_new_int64(p->owner));
+        json_object_object_add(o, "restricted", json_object_new_boolean(p->restricted));
         json_object_object_add(o, "created", json_object_new_int64((int64_t)p->created));
         json_object_object_add(o, "request", json_tokener_parse(p->request));
         json_object_object_add(o, "pins", json_object_new_int64(p->next_pin));
@@ -97,9 +98,10 @@ static int probe_from_json(json_object *o, struct probe **ret, struct error *err
         if (get_u64(o, "gen", &x) < 0)
                 goto bad;
         p->gen = (uint32_t)x;
-        if (get_u64(o, "owner", &x) < 0)
+        if (get_u64(o, "owner", &x) < 0 || !json_object_object_get_ex(o, "restricted", &v))
                 goto bad;
         p->owner = (uid_t)x;
+        p->restricted = json_object_get_boolean(v);
         if (get_u64(o, "created", &p->created) < 0 || get_u64(o, "pins", &x) < 0)
                 goto bad;
         p->next_pin = (unsigned)x;

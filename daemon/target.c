@@ -247,6 +247,36 @@ static int search_dirs(const char *name, const char *dirs, char **ret)
         return -ENOENT;
 }
 
+int target_resolve_mapped(const char *target, pid_t pid, char **ret, struct error *err)
+{
+        char **paths = NULL, **names = NULL;
+        int n, r;
+
+        if (!target || !*target)
+                return error_set(err, E_INVALID_SPEC, -EINVAL, "empty target");
+        if (target[0] != '/')
+                r = resolve_in_process(target, pid, ret);
+        else {
+                n = target_process_objects(pid, &paths, &names, err);
+                if (n < 0)
+                        return n;
+                r = -ENOENT;
+                for (int i = 0; i < n; i++)
+                        if (streq(names[i], target)) {
+                                *ret = strdup(paths[i]);
+                                r = *ret ? 0 : -ENOMEM;
+                                break;
+                        }
+                strv_free(paths);
+                strv_free(names);
+        }
+        if (r == -ENOENT)
+                return error_set(err, E_PERMISSION, -EPERM,
+                                 "process %d maps no %s: without privileges a probe may only "
+                                 "name a file its process maps", (int)pid, target);
+        return r;
+}
+
 int target_resolve(const char *target, pid_t pid, char **ret, struct error *err)
 {
         char buf[PATH_MAX];

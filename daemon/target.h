@@ -15,6 +15,13 @@
  */
 int target_resolve(const char *target, pid_t pid, char **ret, struct error *err);
 
+/*
+ * The same, but only among the files process pid maps (by path as the
+ * process sees it, or by name), as a /proc/PID/map_files path: what a caller
+ * without privileges may name.
+ */
+int target_resolve_mapped(const char *target, pid_t pid, char **ret, struct error *err);
+
 /* Look a library name up in an ld.so.cache file; 0, -ENOENT or -EINVAL. */
 int target_ldcache_lookup(const char *cache_path, const char *name, char **ret);
 

@@ -95,9 +95,13 @@ def instruction_offsets(path, name):
 class Client:
     """A raw JSON-RPC connection to the daemon."""
 
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+    def __init__(self, path, sock=None):
+        """Connect to path, or use sock, a connected socket (e.g. one opened with
+        other credentials)."""
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(path)
+        self.sock = sock
         self.buf = b""
         self.lines = collections.deque()
         self.ids = itertools.count(1)
