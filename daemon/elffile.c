@@ -76,6 +76,11 @@ int elf_file_open(const char *path, struct elf_file **ret, struct error *err)
         if (f->ehdr.e_type != ET_EXEC && f->ehdr.e_type != ET_DYN)
                 return error_set(err, E_NOT_ELF, -EINVAL,
                                  "%s is neither an executable nor a shared object", path);
+        if (f->ehdr.e_phoff + (uint64_t)f->ehdr.e_phnum * f->ehdr.e_phentsize > (uint64_t)st.st_size ||
+            f->ehdr.e_shoff + (uint64_t)f->ehdr.e_shnum * f->ehdr.e_shentsize > (uint64_t)st.st_size ||
+            f->ehdr.e_phoff > (uint64_t)st.st_size || f->ehdr.e_shoff > (uint64_t)st.st_size)
+                return error_set(err, E_NOT_ELF, -EINVAL,
+                                 "%s is truncated or corrupt: its headers lie past its end", path);
         if (elf_getphdrnum(f->elf, &f->nphdrs) < 0 || elf_getshdrstrndx(f->elf, &f->shstrndx) < 0)
                 return error_set(err, E_NOT_ELF, -EINVAL, "%s: bad ELF headers: %s", path,
                                  elf_errmsg(-1));
@@ -95,6 +100,11 @@ int elf_file_open(const char *path, struct elf_file **ret, struct error *err)
 const char *elf_file_path(const struct elf_file *f)
 {
         return f->path;
+}
+
+int elf_file_fd(const struct elf_file *f)
+{
+        return f->fd;
 }
 
 void elf_file_identity(const struct elf_file *f, dev_t *dev, ino_t *ino)

@@ -30,6 +30,7 @@ struct usdt_note {
 int elf_file_open(const char *path, struct elf_file **ret, struct error *err);
 void elf_file_free(struct elf_file *f);
 const char *elf_file_path(const struct elf_file *f);
+int elf_file_fd(const struct elf_file *f);
 void elf_file_identity(const struct elf_file *f, dev_t *dev, ino_t *ino);
 bool elf_file_has_symtab(const struct elf_file *f);
 

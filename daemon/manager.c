@@ -253,6 +253,7 @@ int manager_attach(struct manager *m, struct probe_spec *spec, const char *reque
                 goto fail;
         p->id = m->next_id++;
         r = setup_probe(m, p, err);
+        probe_release_files(p); /* the links hold the files now */
         if (r < 0)
                 goto fail;
         r = register_probe(m, p);
@@ -388,6 +389,7 @@ static void adopt(struct probe *p, void *userdata)
         struct manager *m = userdata;
         struct error err = { 0 };
         struct ut_probe cur;
+        int r;
 
         if (p->id >= m->next_id)
                 m->next_id = p->id + 1;
@@ -420,7 +422,9 @@ static void adopt(struct probe *p, void *userdata)
         for (size_t i = 0; i < p->natts; i++)
                 p->atts[i].pin_count = 0;
         p->next_pin = 0;
-        if (setup_probe(m, p, &err) < 0 || register_probe(m, p) < 0) {
+        r = setup_probe(m, p, &err);
+        probe_release_files(p);
+        if (r < 0 || register_probe(m, p) < 0) {
                 log_error("probe %llu (%s) could not be restored: %s", (unsigned long long)p->id,
                           p->spec.text, err.msg[0] ? err.msg : "out of memory");
                 probe_free(p);

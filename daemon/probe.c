@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <mntent.h>
@@ -31,6 +32,7 @@ void probe_free(struct probe *p)
                 free(p->locs[i].name);
                 free(p->locs[i].args_text);
         }
+        probe_release_files(p);
         for (size_t i = 0; i < p->natts; i++)
                 free(p->atts[i].path);
         free(p->locs);
@@ -78,6 +80,7 @@ static struct attachment *add_attachment(struct probe *p, const char *path, dev_
                 return NULL;
         a = &p->atts[p->natts];
         memset(a, 0, sizeof(*a));
+        a->fd = -1;
         a->path = strdup(path);
         if (!a->path)
                 return NULL;
@@ -232,8 +235,22 @@ static void truncate_resolution(struct probe *p, size_t nlocs, size_t natts)
                 free(p->locs[p->nlocs].name);
                 free(p->locs[p->nlocs].args_text);
         }
-        while (p->natts > natts)
-                free(p->atts[--p->natts].path);
+        while (p->natts > natts) {
+                struct attachment *a = &p->atts[--p->natts];
+
+                if (a->fd >= 0)
+                        close(a->fd);
+                free(a->path);
+        }
+}
+
+void probe_release_files(struct probe *p)
+{
+        for (size_t i = 0; i < p->natts; i++)
+                if (p->atts[i].fd >= 0) {
+                        close(p->atts[i].fd);
+                        p->atts[i].fd = -1;
+                }
 }
 
 /* The probe's locations in the file at path (named shown in messages). */
@@ -268,6 +285,13 @@ static int resolve_file(struct probe *p, const char *path, const char *shown, st
                 r = resolve_address(p, ef, err);
         a = &p->atts[p->natts - 1];
         a->loc_count = p->nlocs - a->loc_first;
+        /* the links go to this very file, even if the path is replaced meanwhile:
+         * offsets computed from one file must never be applied to another */
+        if (r >= 0 && a->loc_count) {
+                a->fd = fcntl(elf_file_fd(ef), F_DUPFD_CLOEXEC, 3);
+                if (a->fd < 0)
+                        r = error_set(err, E_INTERNAL, -errno, "%s: %s", shown, strerror(errno));
+        }
         if (r < 0 || a->loc_count == 0)
                 truncate_resolution(p, nlocs, natts);
         elf_file_free(ef);
@@ -876,6 +900,7 @@ static int attach_kind(struct probe *p, struct attachment *a, const struct loade
 {
         _cleanup_free_ struct attach_loc *locs = calloc(a->loc_count, sizeof(*locs));
         _cleanup_free_ int *fds = NULL;
+        char fdpath[64];
         int n, r = 0;
 
         if (!locs)
@@ -887,8 +912,11 @@ static int attach_kind(struct probe *p, struct attachment *a, const struct loade
                 locs[i].ref_ctr = pl->ref_ctr;
                 locs[i].cookie = pl->site | (uint64_t)(a->loc_first + i) << 32;
         }
+        if (a->fd >= 0)
+                snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", a->fd);
         n = attach_links(loader_prog_fd(l, retprobe, p->sleepable), loader_multi(l), retprobe,
-                         a->path, p->spec.pid, locs, a->loc_count, &fds, err);
+                         a->fd >= 0 ? fdpath : a->path, p->spec.pid, locs, a->loc_count, &fds,
+                         err);
         if (n < 0)
                 return n;
         for (int i = 0; i < n; i++) {
@@ -919,6 +947,20 @@ int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, 
         char dir[PATH_MAX];
         int r;
 
+        if (a->fd < 0) {
+                /* attached again from the state file: only to the very file whose
+                 * offsets were computed, not to whatever now has its name */
+                struct stat st;
+
+                a->fd = open(a->path, O_RDONLY | O_CLOEXEC);
+                if (a->fd < 0)
+                        return error_set(err, E_NO_FILE, -errno, "%s: %s", a->path,
+                                         strerror(errno));
+                if (fstat(a->fd, &st) < 0 || st.st_dev != a->dev || st.st_ino != a->ino)
+                        return error_set(err, E_NO_FILE, -ESTALE,
+                                         "%s is not the file the probe was attached to "
+                                         "(replaced since)", a->path);
+        }
         pin_path(dir, sizeof(dir), root, p->id, UINT_MAX);
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return error_set(err, E_INTERNAL, -errno, "cannot create %s: %s", dir,

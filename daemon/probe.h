@@ -34,6 +34,7 @@ struct probe_location {
 /* The probe in one file: its locations and its pinned links. */
 struct attachment {
         char *path;     /* what the kernel opened */
+        int fd;         /* the file as examined, until its links exist; else -1 */
         dev_t dev;
         ino_t ino;
         size_t loc_first, loc_count; /* in probe->locs */
@@ -90,6 +91,9 @@ void probe_site(const struct probe *p, size_t k, struct ut_site *site);
 /* Create, pin and close the links of attachment a. */
 int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, const char *root,
                  struct error *err);
+
+/* Close the files kept open from resolution to attachment. */
+void probe_release_files(struct probe *p);
 
 /* Unpin every link of the probe (the kernel detaches them asynchronously). */
 void probe_unpin(const struct probe *p, const char *root);

@@ -169,6 +169,7 @@ static int probe_from_json(json_object *o, struct probe **ret, struct error *err
                 a = &p->atts[p->natts];
                 *a = (struct attachment){
                         .path = strdup(json_object_get_string(v)),
+                        .fd = -1,
                         .dev = (dev_t)dev, .ino = (ino_t)ino,
                         .loc_first = lf, .loc_count = lc,
                         .pin_first = (unsigned)pf, .pin_count = (unsigned)pc,

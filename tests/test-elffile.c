@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Usage: test-elffile TARGET TARGET-STRIPPED (the fixtures). */
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "elffile.h"
 #include "tap.h"
@@ -148,6 +150,81 @@ static void test_usdt(void)
         elf_file_free(f);
 }
 
+/* A copy of src with len bytes at off replaced (or cut at off when data is NULL). */
+static char *patched(const char *src, size_t off, const void *data, size_t len)
+{
+        static char path[] = "/tmp/utrace-elf-XXXXXX";
+        char *buf = NULL;
+        int fd, n;
+
+        strcpy(path, "/tmp/utrace-elf-XXXXXX");
+        n = read_file(src, &buf, 64u << 20);
+        fd = mkstemp(path);
+        if (n < 0 || fd < 0 || off + len > (size_t)n) {
+                free(buf);
+                return NULL;
+        }
+        if (data)
+                memcpy(buf + off, data, len);
+        else
+                n = (int)off;
+        if (write(fd, buf, n) != n)
+                n = -1;
+        close(fd);
+        free(buf);
+        return n < 0 ? NULL : path;
+}
+
+/* Open, look up, list notes: whatever the file holds, an error or nothing, never a crash. */
+static void hostile(const char *path, enum error_code want, const char *what)
+{
+        struct elf_file *f = NULL;
+        struct elf_symbol *syms = NULL;
+        struct usdt_note *notes = NULL;
+        struct error err = { 0 };
+        int r, n;
+
+        if (!path) {
+                CHECK(0, "%s: could not make the file", what);
+                return;
+        }
+        r = elf_file_open(path, &f, &err);
+        if (want != E_NONE) {
+                CHECK(r < 0 && err.code == want, "%s: %s", what, err.msg);
+        } else if (r == 0) {
+                n = elf_find_symbols(f, "ut_*", true, &syms);
+                if (n > 0)
+                        elf_symbols_free(syms, n);
+                memset(&err, 0, sizeof(err));
+                n = elf_usdt_notes(f, &notes, &err);
+                if (n > 0)
+                        usdt_notes_free(notes, n);
+                CHECK(1, "%s: handled (%s)", what, err.msg[0] ? err.msg : "no error");
+        } else {
+                CHECK(err.code != E_NONE && err.msg[0], "%s: %s", what, err.msg);
+        }
+        elf_file_free(f);
+        unlink(path);
+}
+
+static void test_hostile(const char *target)
+{
+        const uint8_t class32 = 1;
+        const uint16_t aarch64 = 183;
+        const uint64_t huge = 0x7fffffffffffULL;
+        const uint16_t many = 0xffff;
+
+        hostile(patched(target, 100, NULL, 0), E_NOT_ELF, "truncated after the header");
+        hostile(patched(target, 10, NULL, 0), E_NOT_ELF, "truncated inside the header");
+        hostile(patched(target, 4, &class32, 1), E_NOT_ELF, "32-bit class");
+        hostile(patched(target, 18, &aarch64, 2), E_NOT_ELF, "another architecture");
+        /* e_shoff, e_phoff far past the end; e_shnum absurd */
+        hostile(patched(target, 40, &huge, 8), E_NOT_ELF, "section headers past the end");
+        hostile(patched(target, 32, &huge, 8), E_NOT_ELF, "program headers past the end");
+        hostile(patched(target, 60, &many, 2), E_NOT_ELF, "65535 sections");
+        hostile(patched(target, 0, "\x7f" "ELX", 4), E_NOT_ELF, "bad magic");
+}
+
 int main(int argc, char **argv)
 {
         if (argc != 3) {
@@ -158,5 +235,6 @@ int main(int argc, char **argv)
         test_libc();
         test_errors();
         test_usdt();
+        test_hostile(argv[1]);
         return tap_done();
 }

@@ -95,3 +95,27 @@ class Restart(UtraceTest):
         self.daemon.stop()
         self.daemon.purge()
         self.assertFalse(os.path.exists(self.daemon.root))
+
+
+class ReplacedFile(UtraceTest):
+    def test_reattach_refuses_a_replaced_file(self):
+        import shutil
+        import tempfile
+        work = tempfile.mkdtemp(prefix="utrace-replaced-")
+        self.addCleanup(shutil.rmtree, work)
+        path = os.path.join(work, "target")
+        shutil.copy(TARGET, path)
+        p = self.attach(f"uprobe:{path}:ut_add")
+        self.daemon.stop()
+        # its links are gone (as after a reboot) and the file was upgraded: a
+        # new inode under the same name, its code elsewhere
+        for name in self.daemon.links(p["id"]):
+            os.unlink(os.path.join(self.daemon.root, "links", str(p["id"]), name))
+        shutil.copy("/bin/true", path + ".new")
+        os.rename(path + ".new", path)
+        self.daemon.start()
+        self.c = self.daemon.client()
+        self.addCleanup(self.c.close)
+        self.assertIn("is not the file the probe was attached to", self.daemon.log())
+        self.assertEqual(self.c.call("list")["probes"], [])
+        self.assertEqual(self.daemon.links(p["id"]), [])
