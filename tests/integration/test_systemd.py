@@ -172,7 +172,10 @@ class Container:
     def teardown(self):
         if self.nspawn and self.nspawn.poll() is None:
             if self.init:
-                run([*self.prefix(), "systemctl", "poweroff"], timeout=30)
+                try:
+                    run([*self.prefix(), "systemctl", "poweroff"], timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass  # a container that does not answer is killed below
             try:
                 self.nspawn.wait(60)
             except subprocess.TimeoutExpired:
