@@ -141,7 +141,11 @@ class Container:
                 if p.stdout.split():
                     self.init = int(p.stdout.split()[0])
             if self.init is not None:
-                p = self.sh("systemctl", "is-system-running", check=False)
+                try:
+                    # a PID 1 still starting may not answer yet: ask again
+                    p = self.sh("systemctl", "is-system-running", check=False, timeout=10)
+                except subprocess.TimeoutExpired:
+                    continue
                 state = p.stdout.strip()
                 if state in ("running", "degraded"):
                     return
