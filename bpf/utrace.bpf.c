@@ -30,8 +30,12 @@ _Static_assert(__builtin_offsetof(struct pt_regs, r15) == UT_REG_R15, "pt_regs l
 _Static_assert(__builtin_offsetof(struct pt_regs, ip) == UT_REG_IP, "pt_regs layout");
 _Static_assert(__builtin_offsetof(struct pt_regs, sp) == UT_REG_SP, "pt_regs layout");
 
+/* A record as the ring buffer gets it (the lat map keeps entry records). Its
+ * header is spelled out so that the BTF tells a later build whether records
+ * left in a pinned ring buffer have its format. */
 struct ut_rec {
-        char b[UT_REC_MAX];
+        struct ut_event e;
+        char rest[UT_REC_MAX - sizeof(struct ut_event)];
 };
 
 struct ut_scratch {
@@ -107,6 +111,17 @@ extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_p
                                   __u64 flags) __weak __ksym;
 
 #define COUNT(st, field) __sync_fetch_and_add(&(st)->field, 1)
+
+/*
+ * The tests build a second daemon whose programs differ from these by one
+ * instruction (other program tags): a changed build, to check how pinned
+ * probes migrate to it (tests/meson.build).
+ */
+#ifdef UT_TEST_SALT
+#define TEST_SALT() asm volatile("r0 = %[v]" ::[v] "i"(UT_TEST_SALT) : "r0")
+#else
+#define TEST_SALT()
+#endif
 
 /*
  * The non-static __noinline functions below are BPF global functions: the
@@ -676,23 +691,27 @@ out:
 SEC("uprobe")
 int BPF_KPROBE(ut_entry)
 {
+        TEST_SALT();
         return handle(ctx, false, false);
 }
 
 SEC("uprobe.s")
 int BPF_KPROBE(ut_entry_s)
 {
+        TEST_SALT();
         return handle(ctx, false, true);
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(ut_return)
 {
+        TEST_SALT();
         return handle(ctx, true, false);
 }
 
 SEC("uretprobe.s")
 int BPF_KRETPROBE(ut_return_s)
 {
+        TEST_SALT();
         return handle(ctx, true, true);
 }

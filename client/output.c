@@ -114,6 +114,8 @@ void output_probe_list(FILE *f, json_object *probes)
                         fprintf(f, " --filter '%s'", filter);
                 if (json_object_get_boolean(get(p, "transient")))
                         fputs(" (transient)", f);
+                if (get_str(p, "config"))
+                        fprintf(f, " (configured: %s)", get_str(p, "config"));
                 fputc('\n', f);
                 for (size_t k = 0; files && k < json_object_array_length(files); k++) {
                         json_object *file = json_object_array_get_idx(files, k);

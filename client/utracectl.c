@@ -318,15 +318,22 @@ static int cmd_detach(struct ctl *c, int argc, char **argv)
         if (c->json) {
                 print_json(res);
         } else {
+                json_object *kept;
+
                 json_object_object_get_ex(res, "detached", &done);
                 for (size_t i = 0; i < json_object_array_length(done); i++)
                         printf("detached %s\n", json_object_get_string(json_object_array_get_idx(done, i)));
+                if (json_object_object_get_ex(res, "configured", &kept) &&
+                    json_object_array_length(kept))
+                        fprintf(stderr, "kept %zu configured probe%s (remove them from the "
+                                "configuration and reload)\n", json_object_array_length(kept),
+                                json_object_array_length(kept) == 1 ? "" : "s");
         }
         json_object_put(res);
         return 0;
 }
 
-/* Commands that take no arguments but --json: list, status. */
+/* Commands that take no arguments but --json: list, status, reload. */
 static int simple(struct ctl *c, int argc, char **argv, const char *method, const char *usage,
                   void (*human)(FILE *, json_object *), const char *key)
 {
@@ -951,6 +958,42 @@ static int cmd_flow(struct ctl *c, int argc, char **argv)
         return r;
 }
 
+static const char reload_usage[] =
+        "Usage: utracectl reload [--json]\n"
+        "\n"
+        "Have utraced read its configuration again and apply the difference: unchanged\n"
+        "configured probes keep their links and counters, removed ones are detached, new\n"
+        "and changed ones attached. A configuration with errors changes nothing.\n";
+
+static void print_reload(FILE *f, json_object *res)
+{
+        static const char *const kinds[] = { "added", "changed", "removed", "unchanged" };
+        json_object *v;
+
+        fputs("reloaded:", f);
+        for (size_t k = 0; k < 4; k++)
+                if (json_object_object_get_ex(res, kinds[k], &v))
+                        fprintf(f, "%s %zu %s", k ? "," : "", json_object_array_length(v), kinds[k]);
+        fputc('\n', f);
+        for (size_t k = 0; k < 3; k++) {
+                if (!json_object_object_get_ex(res, kinds[k], &v))
+                        continue;
+                for (size_t i = 0; i < json_object_array_length(v); i++) {
+                        json_object *p = json_object_array_get_idx(v, i), *name, *id;
+
+                        json_object_object_get_ex(p, "name", &name);
+                        json_object_object_get_ex(p, "id", &id);
+                        fprintf(f, "  %-9s %s (probe %s)\n", kinds[k], json_object_get_string(name),
+                                json_object_get_string(id));
+                }
+        }
+}
+
+static int cmd_reload(struct ctl *c, int argc, char **argv)
+{
+        return simple(c, argc, argv, "reload", reload_usage, print_reload, NULL);
+}
+
 static const struct command {
         const char *name;
         int (*fn)(struct ctl *c, int argc, char **argv);
@@ -966,6 +1009,7 @@ static const struct command {
         { "hist", cmd_hist, "show a probe's in-kernel counts or histograms" },
         { "probes", cmd_probes, "list the USDT probes or symbols of a file or process" },
         { "flow", cmd_flow, "follow Python calls and returns, indented by depth" },
+        { "reload", cmd_reload, "reload the configuration (configured probes)" },
 };
 
 static void help(void)

@@ -34,6 +34,7 @@ const char *error_code_name(enum error_code code)
                 [E_LIMIT] = "limit-exceeded",
                 [E_UNSUPPORTED] = "unsupported",
                 [E_INTERNAL] = "internal-error",
+                [E_CONFIG] = "config-error",
         };
 
         switch (code) {

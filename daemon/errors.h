@@ -26,6 +26,7 @@ enum error_code {
         E_LIMIT = 10,        /* a limit was reached */
         E_UNSUPPORTED = 11,  /* valid, but this kernel or build cannot do it */
         E_INTERNAL = 12,     /* daemon-side failure (I/O, memory) */
+        E_CONFIG = 13,       /* the configuration has errors (reload refused) */
 };
 
 struct error {

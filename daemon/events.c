@@ -9,6 +9,9 @@
 #include "log.h"
 #include "util.h"
 
+/* How long events wait at start for a first subscriber. */
+#define HOLD_USEC (5ULL * 1000000ULL)
+
 struct events {
         sd_event *loop;
         struct manager *m;
@@ -25,6 +28,11 @@ struct events {
         void *userdata;
         struct events_counters c;
         uint64_t drops_seen; /* the BPF side's count of dropped hits, at the last drain */
+        bool held;
+        sd_event_source *hold;    /* ends the hold when nobody subscribes */
+        sd_event_source *release; /* the first drain, after the current request */
+        uint64_t started;         /* CLOCK_MONOTONIC ns */
+        int retired;              /* replaced ring buffer still to drain, or -1 */
 };
 
 /* Whether the BPF side dropped hits since the last look. */
@@ -52,6 +60,8 @@ static int on_record(void *ctx, void *data, size_t size)
                 ev->c.malformed++;
                 return 0;
         }
+        if (e->ts < ev->started)
+                ev->c.backlog++;
         p = manager_by_slot(ev->m, e->probe);
         if (!p || p->gen != e->gen) {
                 ev->c.stale++;
@@ -69,6 +79,18 @@ static int on_record(void *ctx, void *data, size_t size)
 
 static int arm_timer(struct events *ev);
 
+/* The ring buffer of the previous instance, replaced at load: drained once. */
+static void drain_retired(struct events *ev)
+{
+        struct ring_buffer *rb = ring_buffer__new(ev->retired, on_record, ev, NULL);
+
+        if (!rb || ring_buffer__consume(rb) < 0)
+                log_warning("cannot drain the replaced ring buffer: %s", strerror(errno));
+        ring_buffer__free(rb);
+        close(ev->retired);
+        ev->retired = -1;
+}
+
 static void drain(struct events *ev)
 {
         bool drops;
@@ -77,6 +99,8 @@ static void drain(struct events *ev)
         ev->rt_offset = now_ns(CLOCK_REALTIME) - now_ns(CLOCK_MONOTONIC);
         ev->batch = 0;
         ev->c.wakeups++;
+        if (ev->retired >= 0)
+                drain_retired(ev);
         r = ring_buffer__consume(ev->rb);
         if (r < 0)
                 log_warning("ring buffer: %s", strerror(-r));
@@ -125,12 +149,56 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
         return 0;
 }
 
+static int on_release(sd_event_source *s, void *userdata)
+{
+        (void)s;
+        drain(userdata);
+        return 0;
+}
+
+void events_release(struct events *ev)
+{
+        if (!ev->held)
+                return;
+        ev->held = false;
+        sd_event_source_set_enabled(ev->hold, SD_EVENT_OFF);
+        sd_event_source_set_enabled(ev->io, SD_EVENT_ON);
+        if (sd_event_add_defer(ev->loop, &ev->release, on_release, ev) >= 0)
+                sd_event_source_set_enabled(ev->release, SD_EVENT_ONESHOT);
+        else
+                drain(ev);
+}
+
+static int on_hold_end(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct events *ev = userdata;
+        uint64_t pending = events_pending(ev);
+
+        (void)s;
+        (void)usec;
+        if (pending)
+                log_notice("no client subscribed within %llu s of the start: the %llu bytes of "
+                           "events waiting are drained, and counted as unclaimed if nobody "
+                           "receives them", HOLD_USEC / 1000000, (unsigned long long)pending);
+        events_release(ev);
+        return 0;
+}
+
+bool events_held(const struct events *ev)
+{
+        return ev->held;
+}
+
 void events_free(struct events *ev)
 {
         if (!ev)
                 return;
         sd_event_source_disable_unref(ev->io);
         sd_event_source_disable_unref(ev->timer);
+        sd_event_source_disable_unref(ev->hold);
+        sd_event_source_disable_unref(ev->release);
+        if (ev->retired >= 0)
+                close(ev->retired);
         ring_buffer__free(ev->rb);
         if (ev->cons_pos)
                 munmap((void *)ev->cons_pos, sysconf(_SC_PAGESIZE));
@@ -153,6 +221,8 @@ int events_new(sd_event *loop, struct manager *m, uint64_t flush_ns, const struc
         ev->flush_ns = flush_ns;
         ev->ops = *ops;
         ev->userdata = userdata;
+        ev->started = now_ns(CLOCK_MONOTONIC);
+        ev->retired = loader_take_retired_events(manager_loader(m));
         ev->rb = ring_buffer__new(loader_map_fd(manager_loader(m), MAP_EVENTS), on_record, ev, NULL);
         if (!ev->rb) {
                 r = -errno;
@@ -169,14 +239,18 @@ int events_new(sd_event *loop, struct manager *m, uint64_t flush_ns, const struc
                 ev->prod_pos = pp == MAP_FAILED ? NULL : pp;
         }
         r = sd_event_add_io(loop, &ev->io, ring_buffer__epoll_fd(ev->rb), EPOLLIN, on_readable, ev);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(ev->io, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(loop, &ev->hold, CLOCK_MONOTONIC, HOLD_USEC,
+                                               HOLD_USEC / 10, on_hold_end, ev);
         if (r < 0) {
                 events_free(ev);
                 return r;
         }
         /* drops from before this start are in the counters, not news */
         new_drops(ev);
-        /* whatever is queued from before this start is delivered first */
-        drain(ev);
+        ev->held = true;
         *ret = ev;
         return 0;
 }

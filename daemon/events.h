@@ -17,6 +17,12 @@
  * each drain so that sockets see one write per batch. When the BPF side
  * dropped hits for want of room since the last drain, dropped() runs before
  * flush(), to find whose and tell their subscribers.
+ *
+ * At start the ring buffer is held, not drained: events produced while no
+ * daemon ran wait there until the first client subscribes (events_release)
+ * or, if none does, for a few seconds; then they are delivered first, and
+ * what nobody receives is counted as unclaimed. A ring buffer the loader
+ * replaced (another size) is drained once before the new one.
  */
 struct events;
 
@@ -33,6 +39,7 @@ struct events_counters {
         uint64_t malformed; /* could not be decoded */
         uint64_t unclaimed; /* no receiver */
         uint64_t wakeups;   /* drains */
+        uint64_t backlog;   /* produced before this start */
 };
 
 int events_new(sd_event *loop, struct manager *m, uint64_t flush_ns, const struct events_ops *ops,
@@ -41,3 +48,6 @@ void events_free(struct events *ev);
 const struct events_counters *events_counters(const struct events *ev);
 /* Bytes waiting in the ring buffer. */
 uint64_t events_pending(const struct events *ev);
+/* Start draining, if still held (after the reply at hand is sent). */
+void events_release(struct events *ev);
+bool events_held(const struct events *ev);

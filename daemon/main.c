@@ -12,6 +12,7 @@
 
 #include "access.h"
 #include "config-build.h"
+#include "config.h"
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
@@ -19,14 +20,12 @@
 #include "util.h"
 
 struct options {
-        const char *socket_path;
-        const char *bpffs_root;
-        const char *state_dir;
-        size_t ringbuf_size;
-        size_t queue_max;
+        const char *config_path;
+        bool config_given;
+        bool check_config;
         const char *group;
-        bool no_multi;
         bool purge;
+        struct config_settings cli; /* overrides the configuration file */
 };
 
 static void help(void)
@@ -36,7 +35,11 @@ static void help(void)
                "The utrace daemon: attaches uprobes, uretprobes and USDT probes on request\n"
                "and streams their events to clients of its UNIX socket.\n"
                "\n"
-               "Options:\n"
+               "Options (they override utraced.conf):\n"
+               "  -c, --config FILE       configuration file (default " DEFAULT_CONFIG ")\n"
+               "      --check-config      check the configuration file and every probe of the\n"
+               "                          probes directory, print errors as FILE:LINE: message,\n"
+               "                          and exit (1 if there are errors)\n"
                "  -s, --socket PATH       control socket (default " DEFAULT_SOCKET ")\n"
                "  -b, --bpffs-root DIR    where programs, maps and links are pinned\n"
                "                          (default " DEFAULT_BPFFS_ROOT ")\n"
@@ -54,36 +57,28 @@ static void help(void)
                "  -h, --help              show this help and exit\n"
                "  -V, --version           show the version and exit\n"
                "\n"
-               "See utraced(8).\n");
+               "SIGHUP reloads the configuration. See utraced(8) and utraced.conf(5).\n");
 }
 
-static int parse_size(const char *s, size_t *ret)
+static int cli_setting(struct options *o, enum config_key key, const char *option,
+                       const char *value)
 {
-        unsigned long long v, mul = 1;
-        char buf[32];
-        size_t n = strlen(s);
+        struct error err = { 0 };
 
-        if (n == 0 || n >= sizeof(buf))
+        if (config_parse_setting(&o->cli, key, value, &err) < 0) {
+                log_error("%s %s: %s", option, value, err.msg);
                 return -EINVAL;
-        memcpy(buf, s, n + 1);
-        if (buf[n - 1] == 'K' || buf[n - 1] == 'k')
-                mul = 1024;
-        else if (buf[n - 1] == 'M' || buf[n - 1] == 'm')
-                mul = 1024 * 1024;
-        else if (buf[n - 1] == 'G' || buf[n - 1] == 'g')
-                mul = 1024 * 1024 * 1024;
-        if (mul > 1)
-                buf[n - 1] = 0;
-        if (parse_u64(buf, &v) < 0 || v > SIZE_MAX / mul)
-                return -EINVAL;
-        *ret = (size_t)(v * mul);
+        }
         return 0;
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-        enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_GROUP, OPT_NO_MULTI, OPT_LOG, OPT_PURGE };
+        enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_GROUP, OPT_NO_MULTI, OPT_LOG, OPT_PURGE,
+               OPT_CHECK };
         static const struct option longopts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "check-config", no_argument, NULL, OPT_CHECK },
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, 'b' },
                 { "state-dir", required_argument, NULL, 'd' },
@@ -97,60 +92,43 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "version", no_argument, NULL, 'V' },
                 {}
         };
-        int c, prio;
+        int c, r = 0;
 
-        while ((c = getopt_long(argc, argv, "s:b:d:hV", longopts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "c:s:b:d:hV", longopts, NULL)) >= 0) {
                 switch (c) {
-                case 's': o->socket_path = optarg; break;
-                case 'b': o->bpffs_root = optarg; break;
-                case 'd': o->state_dir = optarg; break;
+                case 'c':
+                        o->config_path = optarg;
+                        o->config_given = true;
+                        break;
+                case OPT_CHECK: o->check_config = true; break;
+                case 's': r = cli_setting(o, CONFIG_SOCKET, "--socket", optarg); break;
+                case 'b': r = cli_setting(o, CONFIG_BPFFS_ROOT, "--bpffs-root", optarg); break;
+                case 'd': r = cli_setting(o, CONFIG_STATE_DIR, "--state-dir", optarg); break;
                 case OPT_RINGBUF:
-                        if (parse_size(optarg, &o->ringbuf_size) < 0 || o->ringbuf_size < 4096 ||
-                            o->ringbuf_size > (1u << 30) ||
-                            (o->ringbuf_size & (o->ringbuf_size - 1))) {
-                                log_error("--ringbuf-size %s: need a power of two between 4K and 1G",
-                                          optarg);
-                                return -EINVAL;
-                        }
+                        r = cli_setting(o, CONFIG_RINGBUF_SIZE, "--ringbuf-size", optarg);
                         break;
-                case OPT_QUEUE:
-                        if (parse_size(optarg, &o->queue_max) < 0 || o->queue_max < 4096) {
-                                log_error("--queue-size %s: need at least 4K", optarg);
-                                return -EINVAL;
-                        }
-                        break;
+                case OPT_QUEUE: r = cli_setting(o, CONFIG_QUEUE_SIZE, "--queue-size", optarg); break;
                 case OPT_GROUP: o->group = optarg; break;
-                case OPT_NO_MULTI: o->no_multi = true; break;
-                case OPT_LOG:
-                        prio = log_parse_priority(optarg);
-                        if (prio < 0) {
-                                log_error("--log-level %s: unknown level", optarg);
-                                return -EINVAL;
-                        }
-                        log_set_max_priority(prio);
-                        break;
+                case OPT_NO_MULTI: r = cli_setting(o, CONFIG_UPROBE_MULTI, "--no-uprobe-multi", "no"); break;
+                case OPT_LOG: r = cli_setting(o, CONFIG_LOG_LEVEL, "--log-level", optarg); break;
                 case OPT_PURGE: o->purge = true; break;
                 case 'h': help(); return 0;
                 case 'V': printf("utraced %s\n", UTRACE_VERSION); return 0;
                 default: return -EINVAL;
                 }
+                if (r < 0)
+                        return r;
         }
         if (optind < argc) {
                 log_error("unexpected argument: %s (see --help)", argv[optind]);
                 return -EINVAL;
         }
-        for (const char **p = (const char *[]){ o->socket_path, o->bpffs_root, o->state_dir, NULL };
-             *p; p++)
-                if ((*p)[0] != '/') {
-                        log_error("%s: paths must be absolute", *p);
-                        return -EINVAL;
-                }
         return 1;
 }
 
-static int purge(const struct options *o)
+static int purge(const struct config_settings *o)
 {
-        char path[PATH_MAX];
+        char path[PATH_MAX + 16];
         int r;
 
         r = loader_purge(o->bpffs_root);
@@ -202,18 +180,25 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct error err = { 0 };
+
+        (void)s;
+        (void)si;
+        config_reload(userdata, NULL, &err); /* logs what changed, or why nothing did */
+        return 0;
+}
+
 int main(int argc, char **argv)
 {
-        struct options o = {
-                .socket_path = DEFAULT_SOCKET,
-                .bpffs_root = DEFAULT_BPFFS_ROOT,
-                .state_dir = DEFAULT_STATE_DIR,
-                .ringbuf_size = 8u << 20,
-                .queue_max = 4u << 20,
-                .group = "utraced",
-        };
+        struct options o = { .config_path = DEFAULT_CONFIG, .group = "utraced" };
+        const struct config_settings *cs;
+        const char *const *cerrors;
+        size_t ncerrors;
         struct manager_opts mo;
         struct server_opts so;
+        struct config *cfg = NULL;
         struct manager *m = NULL;
         struct server *srv = NULL;
         struct error err = { 0 };
@@ -226,30 +211,56 @@ int main(int argc, char **argv)
         r = parse_args(argc, argv, &o);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
-        if (o.purge)
-                return purge(&o);
+        r = config_new(o.config_path, o.config_given, &o.cli, &cfg);
+        if (r < 0) {
+                log_error("cannot read the configuration: %s", strerror(-r));
+                return 1;
+        }
+        if (o.check_config) {
+                r = config_check(cfg);
+                config_free(cfg);
+                return r;
+        }
+        config_errors(cfg, &cerrors, &ncerrors);
+        if (ncerrors) {
+                for (size_t i = 0; i < ncerrors; i++)
+                        log_error("%s", cerrors[i]);
+                log_error("%s has errors: not starting", o.config_path);
+                config_free(cfg);
+                return 1;
+        }
+        cs = config_settings(cfg);
+        log_set_max_priority(cs->log_level);
+        if (o.purge) {
+                r = purge(cs);
+                config_free(cfg);
+                return r;
+        }
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
         r = sd_event_default(&loop);
         if (r < 0) {
                 log_error("sd-event: %s", strerror(-r));
+                config_free(cfg);
                 return 1;
         }
         sd_event_add_signal(loop, NULL, SIGTERM, on_signal, NULL);
         sd_event_add_signal(loop, NULL, SIGINT, on_signal, NULL);
+        sd_event_add_signal(loop, NULL, SIGHUP, on_sighup, cfg);
 
         mo = (struct manager_opts){
-                .bpffs_root = o.bpffs_root,
-                .state_dir = o.state_dir,
+                .bpffs_root = cs->bpffs_root,
+                .state_dir = cs->state_dir,
                 .loader = {
-                        .ringbuf_size = o.ringbuf_size,
-                        .no_multi = o.no_multi,
-                        .wake_bytes = o.ringbuf_size / 16,
+                        .ringbuf_size = cs->ringbuf_size,
+                        .no_multi = !cs->uprobe_multi,
+                        .wake_bytes = cs->ringbuf_size / 16,
                         .wake_ns = 2000000,
                 },
         };
@@ -258,9 +269,11 @@ int main(int argc, char **argv)
                 log_error("%s", err.msg[0] ? err.msg : strerror(-r));
                 goto out;
         }
+        manager_set_config(m, cfg);
+        config_start(cfg, m);
         so = (struct server_opts){
-                .socket_path = o.socket_path,
-                .queue_max = o.queue_max,
+                .socket_path = cs->socket_path,
+                .queue_max = cs->queue_size,
                 .request_max = 1u << 20,
                 .flush_ns = 2000000,
                 .group = access_group(o.group),
@@ -276,7 +289,7 @@ int main(int argc, char **argv)
 
                 manager_probes(m, &n);
                 log_info("utraced %s ready on %s: %zu probe%s, %s links", UTRACE_VERSION,
-                         o.socket_path, n, n == 1 ? "" : "s",
+                         cs->socket_path, n, n == 1 ? "" : "s",
                          loader_multi(manager_loader(m)) ? "uprobe_multi" : "perf-event");
         }
         if (getenv("NOTIFY_SOCKET")) {
@@ -296,6 +309,7 @@ int main(int argc, char **argv)
 out:
         server_free(srv);
         manager_free(m);
+        config_free(cfg);
         sd_event_unref(loop);
         return r < 0 ? 1 : 0;
 }

@@ -2,12 +2,15 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
+#include <json-c/json.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
 #include "manager.h"
+#include "request.h"
 #include "state.h"
 #include "util.h"
 
@@ -30,11 +33,22 @@ struct manager {
         uint64_t next_id;
         int ncpus;
         struct ut_stats *percpu;
+        struct config *config;
+        bool readonly; /* the state file could not be read: never overwrite it */
+        /* start-up: the probes of the state file, before they are reconciled */
+        struct probe **loaded;
+        size_t nloaded, loaded_cap;
 };
 
 static void save(struct manager *m)
 {
-        int r = state_save(m->state_path, m->probes, m->nprobes, m->next_id);
+        int r;
+
+        if (m->readonly) {
+                log_warning("%s is not written: it could not be read at start", m->state_path);
+                return;
+        }
+        r = state_save(m->state_path, m->probes, m->nprobes, m->next_id);
 
         if (r < 0)
                 log_error("cannot write %s: %s (probes stay attached; the file catches up with "
@@ -169,14 +183,12 @@ static void unregister_probe(struct manager *m, struct probe *p)
                 m->by_slot[p->slot] = NULL;
 }
 
-/* Give p a slot and sites, configure them and attach every attachment. */
-static int setup_probe(struct manager *m, struct probe *p, struct error *err)
+/* Give p a slot and sites (reserved for it until released). */
+static int alloc_probe(struct manager *m, struct probe *p, struct error *err)
 {
         struct ut_probe old;
         size_t nsites = probe_nsites(p);
         _cleanup_free_ uint32_t *sites = calloc(nsites, sizeof(uint32_t));
-        size_t attached = 0;
-        int r;
 
         if (!sites)
                 return -ENOMEM;
@@ -201,31 +213,56 @@ static int setup_probe(struct manager *m, struct probe *p, struct error *err)
         if (bpf_map_lookup_elem(loader_map_fd(m->loader, MAP_PROBES), &p->slot, &old) == 0)
                 p->gen = old.gen + 1;
         m->by_slot[p->slot] = p; /* reserved while attaching */
-        reset_slot(m, p->slot);
-        r = write_sites(m, p);
+        return 0;
+}
+
+/* Give back what alloc_probe reserved; both stay unused for a while. */
+static void release_probe(struct manager *m, struct probe *p)
+{
+        for_each_site(p, site_release, m);
+        if (m->by_slot[p->slot] == p)
+                m->by_slot[p->slot] = NULL;
+        m->slot_freed[p->slot] = now_ns(CLOCK_MONOTONIC);
+}
+
+/* Write p's sites and slot, and create and pin the links of every attachment
+ * (numbered from p->next_pin on). */
+static int attach_all(struct manager *m, struct probe *p, struct error *err)
+{
+        int r = write_sites(m, p);
+
         if (r >= 0)
                 r = write_cfg(m, p, true);
-        if (r < 0) {
+        if (r < 0)
                 r = error_set(err, E_INTERNAL, r, "cannot configure probe slot: %s", strerror(-r));
-                goto fail;
+        for (size_t i = 0; r >= 0 && i < p->natts; i++) {
+                p->atts[i].pin_count = 0;
+                r = probe_attach(p, &p->atts[i], m->loader, m->root, err);
         }
-        for (; attached < p->natts; attached++) {
-                r = probe_attach(p, &p->atts[attached], m->loader, m->root, err);
-                if (r < 0)
-                        goto fail;
-        }
-        return 0;
-fail:
-        write_cfg(m, p, false);
-        probe_unpin(p, m->root);
-        for_each_site(p, site_release, m);
-        m->by_slot[p->slot] = NULL;
-        m->slot_freed[p->slot] = now_ns(CLOCK_MONOTONIC);
+        probe_release_files(p); /* the links hold the files now */
         return r;
 }
 
-int manager_attach(struct manager *m, struct probe_spec *spec, const char *request, uid_t owner,
-                   bool restricted, void *client, struct probe **ret, struct error *err)
+/* Give p a slot and sites, configure them and attach every attachment. */
+static int setup_probe(struct manager *m, struct probe *p, struct error *err)
+{
+        int r = alloc_probe(m, p, err);
+
+        if (r < 0)
+                return r;
+        reset_slot(m, p->slot);
+        r = attach_all(m, p, err);
+        if (r < 0) {
+                write_cfg(m, p, false);
+                probe_unpin(p, m->root);
+                release_probe(m, p);
+        }
+        return r;
+}
+
+static int attach_probe(struct manager *m, struct probe_spec *spec, const char *request,
+                        uid_t owner, bool restricted, void *client, const char *config,
+                        struct probe **ret, struct error *err)
 {
         struct probe *p = probe_new();
         int r;
@@ -237,11 +274,12 @@ int manager_attach(struct manager *m, struct probe_spec *spec, const char *reque
         p->spec = *spec;
         memset(spec, 0, sizeof(*spec));
         p->request = strdup(request);
+        p->config = config ? strdup(config) : NULL;
         p->owner = owner;
         p->restricted = restricted;
         p->client = p->spec.transient ? client : NULL;
         p->created = now_ns(CLOCK_REALTIME);
-        if (!p->request) {
+        if (!p->request || (config && !p->config)) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -251,20 +289,34 @@ int manager_attach(struct manager *m, struct probe_spec *spec, const char *reque
         r = probe_compile(p, err);
         if (r < 0)
                 goto fail;
-        p->id = m->next_id++;
-        r = setup_probe(m, p, err);
-        probe_release_files(p); /* the links hold the files now */
+        r = alloc_probe(m, p, err);
         if (r < 0)
                 goto fail;
+        p->id = m->next_id++;
         r = register_probe(m, p);
         if (r < 0) {
-                manager_detach(m, p);
-                return r;
+                release_probe(m, p);
+                goto fail;
         }
+        /* the intent first: a start after a crash from here on removes the probe */
+        p->intent = PROBE_ATTACHING;
         save(m);
-        log_info("probe %llu attached: %s (%zu location%s in %zu file%s)%s",
+        reset_slot(m, p->slot);
+        r = attach_all(m, p, err);
+        if (r < 0) {
+                write_cfg(m, p, false);
+                probe_unpin(p, m->root);
+                release_probe(m, p);
+                unregister_probe(m, p);
+                save(m);
+                goto fail;
+        }
+        p->intent = PROBE_STEADY;
+        save(m);
+        log_info("probe %llu attached: %s (%zu location%s in %zu file%s)%s%s%s",
                  (unsigned long long)p->id, p->spec.text, p->nlocs, p->nlocs == 1 ? "" : "s",
-                 p->natts, p->natts == 1 ? "" : "s", p->spec.pid ? " for one process" : "");
+                 p->natts, p->natts == 1 ? "" : "s", p->spec.pid ? " for one process" : "",
+                 p->config ? ", configured as " : "", p->config ? p->config : "");
         *ret = p;
         return 0;
 fail:
@@ -272,23 +324,55 @@ fail:
         return r;
 }
 
+int manager_attach(struct manager *m, struct probe_spec *spec, const char *request, uid_t owner,
+                   bool restricted, void *client, struct probe **ret, struct error *err)
+{
+        return attach_probe(m, spec, request, owner, restricted, client, NULL, ret, err);
+}
+
+int manager_attach_config(struct manager *m, struct probe_spec *spec, const char *request,
+                          const char *name, struct probe **ret, struct error *err)
+{
+        return attach_probe(m, spec, request, 0, false, NULL, name, ret, err);
+}
+
+void manager_detach_many(struct manager *m, struct probe *const *probes, size_t n)
+{
+        if (!n)
+                return;
+        /* the intent first: a start after a crash from here on finishes the detach */
+        for (size_t i = 0; i < n; i++)
+                probes[i]->intent = PROBE_DETACHING;
+        save(m);
+        for (size_t i = 0; i < n; i++) {
+                struct probe *p = probes[i];
+
+                write_cfg(m, p, false);
+                probe_unpin(p, m->root);
+                release_probe(m, p);
+                unregister_probe(m, p);
+                log_info("probe %llu detached: %s", (unsigned long long)p->id, p->spec.text);
+                probe_free(p);
+        }
+        save(m);
+}
+
 void manager_detach(struct manager *m, struct probe *p)
 {
-        write_cfg(m, p, false);
-        probe_unpin(p, m->root);
-        for_each_site(p, site_release, m);
-        m->slot_freed[p->slot] = now_ns(CLOCK_MONOTONIC);
-        unregister_probe(m, p);
-        log_info("probe %llu detached: %s", (unsigned long long)p->id, p->spec.text);
-        probe_free(p);
-        save(m);
+        manager_detach_many(m, &p, 1);
 }
 
 void manager_client_gone(struct manager *m, void *client)
 {
-        for (size_t i = m->nprobes; i > 0; i--)
-                if (m->probes[i - 1]->client == client)
-                        manager_detach(m, m->probes[i - 1]);
+        _cleanup_free_ struct probe **gone = calloc(m->nprobes + 1, sizeof(*gone));
+        size_t n = 0;
+
+        if (!gone)
+                return;
+        for (size_t i = 0; i < m->nprobes; i++)
+                if (m->probes[i]->client == client)
+                        gone[n++] = m->probes[i];
+        manager_detach_many(m, gone, n);
 }
 
 unsigned manager_count_owned(struct manager *m, uid_t owner)
@@ -322,6 +406,16 @@ struct probe *const *manager_probes(struct manager *m, size_t *n)
 struct loader *manager_loader(struct manager *m)
 {
         return m->loader;
+}
+
+void manager_set_config(struct manager *m, struct config *c)
+{
+        m->config = c;
+}
+
+struct config *manager_config(struct manager *m)
+{
+        return m->config;
 }
 
 int manager_stats(struct manager *m, const struct probe *p, struct ut_stats *ret)
@@ -358,21 +452,15 @@ int manager_aggregations(struct manager *m, const struct probe *p, manager_agg_c
         return 0;
 }
 
-/* --- start-up: adopt what is pinned ---------------------------------------- */
+/* --- start-up: adopt what is pinned, finish what was interrupted ----------- */
 
-static bool pins_present(const struct manager *m, const struct probe *p)
-{
-        char path[PATH_MAX];
-
-        for (size_t i = 0; i < p->natts; i++)
-                for (unsigned k = 0; k < p->atts[i].pin_count; k++) {
-                        snprintf(path, sizeof(path), "%s/links/%llu/%u", m->root,
-                                 (unsigned long long)p->id, p->atts[i].pin_first + k);
-                        if (access(path, F_OK) < 0)
-                                return false;
-                }
-        return p->natts > 0;
-}
+/*
+ * Every probe of the state file is brought to one of two ends: attached
+ * exactly once by this build's programs (adopted as it is, or re-attached),
+ * or cleanly gone (no pin, slot disabled). Pinned links nothing claims are
+ * removed. Each step is idempotent, so a crash during the start itself
+ * converges at the next one.
+ */
 
 static bool sites_free(const struct manager *m, const struct probe *p)
 {
@@ -384,70 +472,323 @@ static bool sites_free(const struct manager *m, const struct probe *p)
         return true;
 }
 
-static void adopt(struct probe *p, void *userdata)
+static void quarantine(struct manager *m, struct probe *p)
 {
-        struct manager *m = userdata;
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+
+        m->slot_freed[p->slot] = now;
+        if (p->have_shared_site) {
+                m->site_freed[p->shared_site] = now;
+        } else {
+                for (size_t i = 0; i < p->nlocs; i++)
+                        m->site_freed[p->locs[i].site] = now;
+        }
+}
+
+/* Remove a probe of the state file: links, slot configuration, the probe. */
+static void drop(struct manager *m, struct probe *p)
+{
+        char dir[PATH_MAX];
+        struct ut_probe cur;
+
+        probe_pin_path(dir, sizeof(dir), m->root, p->id, UINT_MAX);
+        loader_purge(dir);
+        if ((!m->by_slot[p->slot] || m->by_slot[p->slot] == p) &&
+            bpf_map_lookup_elem(loader_map_fd(m->loader, MAP_PROBES), &p->slot, &cur) == 0 &&
+            cur.gen == p->gen)
+                write_cfg(m, p, false);
+        if (m->by_slot[p->slot] == p) {
+                for_each_site(p, site_release, m);
+                m->by_slot[p->slot] = NULL;
+        }
+        quarantine(m, p);
+        probe_free(p);
+}
+
+/* Unlink the probe's pins numbered below `below` (those of an earlier attach). */
+static void unpin_below(struct manager *m, const struct probe *p, unsigned below)
+{
+        char path[PATH_MAX];
+
+        for (unsigned n = 0; n < below; n++) {
+                probe_pin_path(path, sizeof(path), m->root, p->id, n);
+                unlink(path);
+        }
+}
+
+static bool pin_recorded(const struct probe *p, unsigned n)
+{
+        for (size_t i = 0; i < p->natts; i++)
+                if (n >= p->atts[i].pin_first && n < p->atts[i].pin_first + p->atts[i].pin_count)
+                        return true;
+        return false;
+}
+
+/* Pins in the probe's directory that the state file does not list (a crash
+ * between pinning and writing the file) are removed; returns how many. */
+static unsigned remove_unrecorded_pins(struct manager *m, const struct probe *p)
+{
+        char dir[PATH_MAX], path[PATH_MAX + 256];
+        unsigned removed = 0;
+        struct dirent *de;
+        DIR *d;
+
+        probe_pin_path(dir, sizeof(dir), m->root, p->id, UINT_MAX);
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                unsigned long long n;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                if (parse_u64(de->d_name, &n) == 0 && n < UINT_MAX && pin_recorded(p, (unsigned)n))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+                if (unlink(path) == 0)
+                        removed++;
+        }
+        closedir(d);
+        return removed;
+}
+
+/* Recorded pins that are missing, and those made by another build or for
+ * maps that were replaced. */
+static void inspect_pins(struct manager *m, const struct probe *p, unsigned *missing,
+                         unsigned *stale, unsigned *total)
+{
+        char path[PATH_MAX];
+
+        *missing = *stale = *total = 0;
+        for (size_t i = 0; i < p->natts; i++)
+                for (unsigned k = 0; k < p->atts[i].pin_count; k++) {
+                        int r;
+
+                        probe_pin_path(path, sizeof(path), m->root, p->id, p->atts[i].pin_first + k);
+                        r = loader_link_current(m->loader, path);
+                        (*total)++;
+                        if (r == -ENOENT)
+                                (*missing)++;
+                        else if (r <= 0)
+                                (*stale)++;
+                }
+}
+
+/* The first attachment whose file is gone or is now another file. */
+static const struct attachment *dead_file(const struct probe *p)
+{
+        struct stat st;
+
+        for (size_t i = 0; i < p->natts; i++)
+                if (stat(p->atts[i].path, &st) < 0 || st.st_dev != p->atts[i].dev ||
+                    st.st_ino != p->atts[i].ino)
+                        return &p->atts[i];
+        return NULL;
+}
+
+/*
+ * Attach p anew with the same id, slot and generation (its counters and
+ * aggregations go on), then remove its earlier links. fresh, if given, is p
+ * resolved again: it takes p's place and p is freed.
+ */
+static int reattach(struct manager *m, struct probe *p, struct probe *fresh, struct probe **ret,
+                    struct error *err)
+{
+        unsigned old_pins = p->next_pin;
+        struct probe *q = p;
+        int r;
+
+        if (fresh) {
+                size_t nsites = probe_nsites(fresh);
+                _cleanup_free_ uint32_t *sites = calloc(nsites, sizeof(uint32_t));
+
+                if (!sites)
+                        return -ENOMEM;
+                if (alloc_sites(m, sites, nsites) < 0)
+                        return error_set(err, E_LIMIT, -ENOSPC, "too few argument sites are free");
+                fresh->have_shared_site = fresh->spec.type != PROBE_USDT;
+                fresh->shared_site = sites[0];
+                for (size_t i = 0; i < fresh->nlocs; i++)
+                        fresh->locs[i].site = fresh->have_shared_site ? sites[0] : sites[i];
+                fresh->id = p->id;
+                fresh->slot = p->slot;
+                fresh->gen = p->gen;
+                fresh->owner = p->owner;
+                fresh->restricted = p->restricted;
+                fresh->created = p->created;
+                fresh->next_pin = p->next_pin;
+                fresh->config = TAKE_PTR(p->config);
+                for_each_site(p, site_release, m);
+                m->by_slot[p->slot] = fresh;
+                q = fresh;
+        }
+        r = attach_all(m, q, err);
+        if (r < 0) {
+                if (fresh) {
+                        for_each_site(fresh, site_release, m);
+                        m->by_slot[p->slot] = p;
+                        for_each_site(p, site_claim, m);
+                        p->config = TAKE_PTR(fresh->config);
+                        /* pins of this try are numbered from old_pins on */
+                        p->next_pin = MAX(p->next_pin, fresh->next_pin);
+                }
+                return r;
+        }
+        unpin_below(m, q, old_pins);
+        if (fresh)
+                probe_free(p);
+        *ret = q;
+        return 0;
+}
+
+/* p, resolved again from its request, with nothing attached yet. */
+static int resolve_again(const struct probe *p, struct probe **ret, struct error *err)
+{
+        struct probe *q = probe_new();
+        json_object *req = json_tokener_parse(p->request);
+        int r;
+
+        if (!q || !req) {
+                json_object_put(req);
+                probe_free(q);
+                return error_set(err, E_INTERNAL, -ENOMEM, "cannot read the stored request");
+        }
+        r = request_parse_attach(req, &q->spec, err);
+        json_object_put(req);
+        q->request = strdup(p->request);
+        if (r >= 0 && !q->request)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = probe_resolve(q, err);
+        if (r >= 0)
+                r = probe_compile(q, err);
+        if (r < 0) {
+                probe_free(q);
+                return r;
+        }
+        *ret = q;
+        return 0;
+}
+
+static const char *probe_name(const struct probe *p, char *buf, size_t size)
+{
+        if (p->config)
+                snprintf(buf, size, "probe %llu (%s)", (unsigned long long)p->id, p->config);
+        else
+                snprintf(buf, size, "probe %llu", (unsigned long long)p->id);
+        return buf;
+}
+
+/* Bring one probe of the state file to an end; 0 if it is kept (registered). */
+static void reconcile(struct manager *m, struct probe *p)
+{
+        const struct attachment *dead;
         struct error err = { 0 };
+        unsigned missing, stale, total, extra;
+        char name[128];
         struct ut_probe cur;
         int r;
 
-        if (p->id >= m->next_id)
-                m->next_id = p->id + 1;
-        if (p->spec.transient) {
-                log_info("probe %llu was tied to a client of the previous instance: detached",
-                         (unsigned long long)p->id);
-                probe_unpin(p, m->root);
-                probe_free(p);
+        probe_name(p, name, sizeof(name));
+        if (p->spec.pid && kill(p->spec.pid, 0) < 0 && errno == ESRCH) {
+                log_notice("%s (%s): process %d is gone: removed", name, p->spec.text,
+                           (int)p->spec.pid);
+                drop(m, p);
                 return;
         }
-        if (pins_present(m, p) && !m->by_slot[p->slot] && sites_free(m, p)) {
-                for_each_site(p, site_claim, m);
-                if (bpf_map_lookup_elem(loader_map_fd(m->loader, MAP_PROBES), &p->slot, &cur) < 0 ||
-                    cur.gen != p->gen || memcmp(&cur.vals, &p->cfg.vals,
-                                                sizeof(cur) - offsetof(struct ut_probe, vals)) != 0 ||
-                    cur.flags != p->cfg.flags) {
-                        log_notice("probe %llu: slot configuration restored", (unsigned long long)p->id);
-                        write_sites(m, p);
-                        write_cfg(m, p, true);
-                }
-                if (register_probe(m, p) < 0) {
-                        probe_free(p);
+        extra = remove_unrecorded_pins(m, p);
+        if (extra)
+                log_notice("%s: %u pinned link%s not in the state file removed (a crash "
+                           "while attaching)", name, extra, extra == 1 ? "" : "s");
+        dead = dead_file(p);
+        if (dead) {
+                struct probe *fresh = NULL, *q = NULL;
+                char file[PATH_MAX];
+
+                snprintf(file, sizeof(file), "%s", dead->path);
+                r = resolve_again(p, &fresh, &err);
+                if (r >= 0)
+                        r = reattach(m, p, fresh, &q, &err);
+                if (r < 0) {
+                        probe_free(fresh);
+                        log_warning("%s (%s): %s is not the file the probe was attached to "
+                                    "(deleted or replaced since), and the probe cannot be "
+                                    "attached again (%s): removed", name, p->spec.text, file,
+                                    err.msg[0] ? err.msg : strerror(-r));
+                        drop(m, p);
                         return;
                 }
-                log_info("probe %llu adopted: %s", (unsigned long long)p->id, p->spec.text);
+                log_notice("%s (%s): %s is not the file the probe was attached to (deleted "
+                           "or replaced since): re-attached to what the spec names now", name,
+                           q->spec.text, file);
+                register_probe(m, q);
                 return;
         }
-        /* some links are gone (or the state disagrees with itself): attach anew */
-        probe_unpin(p, m->root);
-        for (size_t i = 0; i < p->natts; i++)
-                p->atts[i].pin_count = 0;
-        p->next_pin = 0;
-        r = setup_probe(m, p, &err);
-        probe_release_files(p);
-        if (r < 0 || register_probe(m, p) < 0) {
-                log_error("probe %llu (%s) could not be restored: %s", (unsigned long long)p->id,
-                          p->spec.text, err.msg[0] ? err.msg : "out of memory");
+        inspect_pins(m, p, &missing, &stale, &total);
+        if (missing || stale || total == 0) {
+                struct probe *q = NULL;
+
+                r = reattach(m, p, NULL, &q, &err);
+                if (r < 0) {
+                        log_error("%s (%s) could not be attached again: %s: removed", name,
+                                  p->spec.text, err.msg[0] ? err.msg : strerror(-r));
+                        drop(m, p);
+                        return;
+                }
+                if (stale)
+                        log_notice("%s (%s) migrated to this build: %u link%s of other BPF "
+                                   "programs or replaced maps re-made", name, p->spec.text,
+                                   stale, stale == 1 ? "" : "s");
+                else
+                        log_notice("%s (%s) re-attached: %u of %u pinned links were missing",
+                                   name, p->spec.text, missing, total);
+                register_probe(m, q);
+                return;
+        }
+        if (bpf_map_lookup_elem(loader_map_fd(m->loader, MAP_PROBES), &p->slot, &cur) < 0 ||
+            cur.gen != p->gen || cur.flags != p->cfg.flags ||
+            memcmp(&cur.vals, &p->cfg.vals, sizeof(cur) - offsetof(struct ut_probe, vals)) != 0) {
+                log_notice("%s: slot configuration restored", name);
+                write_sites(m, p);
+                write_cfg(m, p, true);
+        }
+        register_probe(m, p);
+        log_info("%s adopted: %s", name, p->spec.text);
+}
+
+static void loaded(struct probe *p, void *userdata)
+{
+        struct manager *m = userdata;
+
+        if (p->id >= m->next_id)
+                m->next_id = p->id + 1;
+        if (grow_array(&m->loaded, &m->loaded_cap, m->nloaded + 1, sizeof(*m->loaded)) < 0) {
+                log_error("probe %llu: out of memory: left as it is", (unsigned long long)p->id);
                 probe_free(p);
                 return;
         }
-        log_notice("probe %llu re-attached: its pinned links were incomplete",
-                   (unsigned long long)p->id);
+        m->loaded[m->nloaded++] = p;
 }
 
-static void adopt_failed(uint64_t id, const char *reason, void *userdata)
+static void unreadable(uint64_t id, const char *reason, void *userdata)
 {
         struct manager *m = userdata;
         char path[PATH_MAX];
 
+        if (!id) {
+                log_error("state file: %s; pinned links no line claims are removed", reason);
+                return;
+        }
         if (id >= m->next_id)
                 m->next_id = id + 1;
         log_error("probe %llu in the state file cannot be restored (%s): its links are removed",
                   (unsigned long long)id, reason);
-        snprintf(path, sizeof(path), "%s/links/%llu", m->root, (unsigned long long)id);
+        probe_pin_path(path, sizeof(path), m->root, id, UINT_MAX);
         loader_purge(path);
 }
 
-/* Pinned link directories no probe claims: leftovers of a crash mid-attach. */
+/* Pinned link directories no probe claims: leftovers of a crash mid-attach,
+ * or of a state file line that was lost. */
 static void remove_orphans(struct manager *m)
 {
         char path[PATH_MAX];
@@ -475,6 +816,75 @@ static void remove_orphans(struct manager *m)
         closedir(d);
 }
 
+static void restore(struct manager *m)
+{
+        struct probe **list = TAKE_PTR(m->loaded);
+        size_t n = m->nloaded;
+        _cleanup_free_ bool *conflict = calloc(n + 1, sizeof(bool));
+
+        m->nloaded = m->loaded_cap = 0;
+        if (!conflict) {
+                for (size_t i = 0; i < n; i++)
+                        probe_free(list[i]);
+                free(list);
+                return;
+        }
+        /* first what was interrupted and what cannot stay, then claims */
+        for (size_t i = 0; i < n; i++) {
+                struct probe *p = list[i];
+                bool dup = false;
+
+                for (size_t k = 0; k < i; k++)
+                        dup |= list[k] && list[k]->id == p->id;
+                if (dup) {
+                        log_error("probe %llu is in the state file twice: the second entry is "
+                                  "ignored", (unsigned long long)p->id);
+                        probe_free(p);
+                        list[i] = NULL;
+                } else if (p->intent != PROBE_STEADY) {
+                        log_notice("probe %llu (%s) was being %s when utraced stopped: removed",
+                                   (unsigned long long)p->id, p->spec.text,
+                                   p->intent == PROBE_ATTACHING ? "attached" : "detached");
+                        drop(m, p);
+                        list[i] = NULL;
+                } else if (p->spec.transient) {
+                        log_info("probe %llu was tied to a client of the previous instance: "
+                                 "detached", (unsigned long long)p->id);
+                        drop(m, p);
+                        list[i] = NULL;
+                } else if (!m->by_slot[p->slot] && sites_free(m, p)) {
+                        m->by_slot[p->slot] = p;
+                        for_each_site(p, site_claim, m);
+                } else {
+                        conflict[i] = true;
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct probe *p = list[i];
+                struct error err = { 0 };
+
+                if (!p)
+                        continue;
+                if (!conflict[i]) {
+                        reconcile(m, p);
+                        continue;
+                }
+                /* the state disagrees with itself: a new slot, counters from zero */
+                probe_unpin(p, m->root);
+                p->next_pin = 0;
+                if (setup_probe(m, p, &err) < 0 || register_probe(m, p) < 0) {
+                        log_error("probe %llu (%s) could not be restored: %s",
+                                  (unsigned long long)p->id, p->spec.text,
+                                  err.msg[0] ? err.msg : "out of memory");
+                        probe_free(p);
+                        continue;
+                }
+                log_notice("probe %llu re-attached in a new slot: its slot was claimed twice in "
+                           "the state file", (unsigned long long)p->id);
+        }
+        free(list);
+}
+
 void manager_free(struct manager *m)
 {
         if (!m)
@@ -482,6 +892,7 @@ void manager_free(struct manager *m)
         for (size_t i = 0; i < m->nprobes; i++)
                 probe_free(m->probes[i]);
         free(m->probes);
+        free(m->loaded);
         loader_free(m->loader);
         free(m->percpu);
         free(m->root);
@@ -522,18 +933,25 @@ int manager_new(const struct manager_opts *opts, struct manager **ret, struct er
         {
                 struct error serr = { 0 };
 
-                r = state_load(m->state_path, adopt, adopt_failed, m, &next_id, &serr);
+                r = state_load(m->state_path, loaded, unreadable, m, &next_id, &serr);
                 if (r < 0 && r != -ENOENT) {
-                        /* keep the pinned links firing; do not overwrite the evidence */
+                        /* unreadable (not damaged): keep the pinned links firing, and the file */
                         log_error("%s: pinned probes stay attached but unknown to this instance; "
-                                  "inspect the file, or remove everything with utraced --purge",
-                                  serr.msg);
+                                  "fix the file and restart, or remove everything with utraced "
+                                  "--purge", serr.msg);
+                        for (size_t i = 0; i < m->nloaded; i++)
+                                probe_free(m->loaded[i]);
+                        m->nloaded = 0;
+                        m->readonly = true;
                         *ret = m;
                         return 0;
                 }
-                if (r == 0 && next_id > m->next_id)
+                if (r > 0)
+                        log_error("%s", serr.msg);
+                if (next_id > m->next_id)
                         m->next_id = next_id;
         }
+        restore(m);
         remove_orphans(m);
         save(m);
         *ret = m;

@@ -13,8 +13,16 @@
  * The manager owns every probe: ids, configuration slots and sites in the
  * BPF maps, pinned links and the state file. All mutable daemon state that
  * outlives a request lives here.
+ *
+ * Changes are crash-safe: the state file records an attach or a detach
+ * before the links are touched, so a start after a crash at any moment
+ * removes a probe that was half attached or half detached; at start every
+ * probe of the state file is adopted as it is pinned, re-attached (links
+ * missing, made by another build, or files replaced) or removed, and pinned
+ * links nothing claims are removed.
  */
 struct manager;
+struct config;
 
 struct manager_opts {
         const char *bpffs_root;
@@ -29,8 +37,13 @@ void manager_free(struct manager *m);
  * by uid owner; restricted: the owner is not privileged (probe.h). */
 int manager_attach(struct manager *m, struct probe_spec *spec, const char *request, uid_t owner,
                    bool restricted, void *client, struct probe **ret, struct error *err);
+/* Attach a configured probe, named name in the configuration. */
+int manager_attach_config(struct manager *m, struct probe_spec *spec, const char *request,
+                          const char *name, struct probe **ret, struct error *err);
 /* Detach and forget p. */
 void manager_detach(struct manager *m, struct probe *p);
+/* Detach and forget n probes, recording the change once. */
+void manager_detach_many(struct manager *m, struct probe *const *probes, size_t n);
 /* Detach every transient probe owned by client. */
 void manager_client_gone(struct manager *m, void *client);
 
@@ -39,6 +52,9 @@ unsigned manager_count_owned(struct manager *m, uid_t owner);
 struct probe *manager_by_slot(struct manager *m, uint32_t slot);
 struct probe *const *manager_probes(struct manager *m, size_t *n);
 struct loader *manager_loader(struct manager *m);
+/* The configuration the daemon runs with (configured probes, reload). */
+void manager_set_config(struct manager *m, struct config *c);
+struct config *manager_config(struct manager *m);
 
 /* Per-probe counters summed over CPUs. */
 int manager_stats(struct manager *m, const struct probe *p, struct ut_stats *ret);

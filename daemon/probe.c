@@ -38,6 +38,7 @@ void probe_free(struct probe *p)
         free(p->locs);
         free(p->atts);
         free(p->request);
+        free(p->config);
         probe_spec_done(&p->spec);
         free(p);
 }
@@ -887,7 +888,7 @@ void probe_site(const struct probe *p, size_t k, struct ut_site *site)
         }
 }
 
-static void pin_path(char *buf, size_t size, const char *root, uint64_t id, unsigned n)
+void probe_pin_path(char *buf, size_t size, const char *root, uint64_t id, unsigned n)
 {
         if (n == UINT_MAX)
                 snprintf(buf, size, "%s/links/%llu", root, (unsigned long long)id);
@@ -923,7 +924,7 @@ static int attach_kind(struct probe *p, struct attachment *a, const struct loade
                 char path[PATH_MAX];
 
                 if (r == 0) {
-                        pin_path(path, sizeof(path), root, p->id, p->next_pin);
+                        probe_pin_path(path, sizeof(path), root, p->id, p->next_pin);
                         int k = bpf_obj_pin(fds[i], path);
 
                         if (k < 0) {
@@ -961,7 +962,7 @@ int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, 
                                          "%s is not the file the probe was attached to "
                                          "(replaced since)", a->path);
         }
-        pin_path(dir, sizeof(dir), root, p->id, UINT_MAX);
+        probe_pin_path(dir, sizeof(dir), root, p->id, UINT_MAX);
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return error_set(err, E_INTERNAL, -errno, "cannot create %s: %s", dir,
                                  strerror(errno));
@@ -972,7 +973,7 @@ int probe_attach(struct probe *p, struct attachment *a, const struct loader *l, 
                 for (unsigned i = 0; i < a->pin_count; i++) {
                         char path[PATH_MAX];
 
-                        pin_path(path, sizeof(path), root, p->id, a->pin_first + i);
+                        probe_pin_path(path, sizeof(path), root, p->id, a->pin_first + i);
                         unlink(path);
                 }
                 a->pin_count = 0;
@@ -985,9 +986,9 @@ void probe_unpin(const struct probe *p, const char *root)
         char path[PATH_MAX];
 
         for (unsigned n = 0; n < p->next_pin; n++) {
-                pin_path(path, sizeof(path), root, p->id, n);
+                probe_pin_path(path, sizeof(path), root, p->id, n);
                 unlink(path);
         }
-        pin_path(path, sizeof(path), root, p->id, UINT_MAX);
+        probe_pin_path(path, sizeof(path), root, p->id, UINT_MAX);
         rmdir(path);
 }

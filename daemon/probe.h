@@ -41,6 +41,14 @@ struct attachment {
         unsigned pin_first, pin_count; /* ROOT/links/<id>/<n> */
 };
 
+/* What the state file says a probe was going through when it was written:
+ * a start that finds an intent finishes it (the probe is removed). */
+enum probe_intent {
+        PROBE_STEADY,
+        PROBE_ATTACHING,
+        PROBE_DETACHING,
+};
+
 struct probe {
         uint64_t id;
         uint32_t slot;
@@ -70,6 +78,9 @@ struct probe {
         uint8_t retval_cast;     /* the first cast of retval in --arg, --filter, hist(),
                                   * --by: the type an event's retval is shown with */
         uint64_t drops_reported; /* dropped hits (lost + busy) told to subscribers */
+
+        char *config;   /* configured probes: the [Probe] Name= */
+        enum probe_intent intent;
 };
 
 struct probe *probe_new(void);
@@ -97,6 +108,8 @@ void probe_release_files(struct probe *p);
 
 /* Unpin every link of the probe (the kernel detaches them asynchronously). */
 void probe_unpin(const struct probe *p, const char *root);
+/* The pin of the probe's link n; n == UINT_MAX: the probe's directory. */
+void probe_pin_path(char *buf, size_t size, const char *root, uint64_t id, unsigned n);
 
 const char *probe_type_name(enum probe_type t);
 /* Whether integer value idx of p's events at location loc (NULL: all of

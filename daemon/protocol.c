@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "config-build.h"
+#include "config.h"
 #include "listing.h"
 #include "log.h"
 #include "protocol.h"
@@ -228,6 +229,7 @@ static json_object *probe_json(const struct probe *p)
         add(o, "latency", json_object_new_boolean(p->spec.latency));
         add(o, "filter", str_or_null(p->spec.filter));
         add(o, "transient", json_object_new_boolean(p->spec.transient));
+        add(o, "config", str_or_null(p->config));
         add(o, "owner", json_object_new_int64(p->owner));
         add(o, "created", u64(p->created));
         for (int i = 0; i < p->nfields; i++)
@@ -262,7 +264,7 @@ static int m_hello(struct client *c, json_object *params, json_object **result, 
 {
         static const char *const features[] = {
                 "uprobe", "uretprobe", "usdt", "strings", "filter", "latency", "aggregate",
-                "transient", "probes",
+                "transient", "probes", "config",
         };
         json_object *o = json_object_new_object();
         json_object *f = json_object_new_array();
@@ -313,7 +315,11 @@ static int m_status(struct client *c, json_object *params, json_object **result,
         add(e, "malformed", u64(ec->malformed));
         add(e, "unclaimed", u64(ec->unclaimed));
         add(e, "wakeups", u64(ec->wakeups));
+        add(e, "backlog", u64(ec->backlog));
         add(o, "events", e);
+        add(rb, "held", json_object_new_boolean(events_held(ev)));
+        if (c->who.privileged) /* file names and errors of the configuration */
+                add(o, "config", config_status(manager_config(m)));
         *result = o;
         return 0;
 }
@@ -355,7 +361,10 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
 {
         struct manager *m = server_manager(c->srv);
         _cleanup_free_ uint64_t *ids = NULL;
-        json_object *all, *done;
+        _cleanup_free_ struct probe **gone = NULL;
+        json_object *all, *done, *kept;
+        size_t ngone = 0;
+        bool everything = false;
         int n;
 
         if (params && json_object_object_get_ex(params, "all", &all) &&
@@ -370,6 +379,7 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
                 for (size_t i = 0; i < np; i++)
                         if (client_sees(c, probes[i]))
                                 ids[n++] = probes[i]->id;
+                everything = true;
         } else {
                 n = param_ids(params, &ids, err);
                 if (n < 0)
@@ -377,21 +387,45 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
                 if (n == 0)
                         return error_set(err, E_INVALID_PARAMS, -EINVAL,
                                          "detach: give \"id\", \"ids\" or \"all\": true");
-                for (int i = 0; i < n; i++)
-                        if (!find_probe(c, ids[i], err))
+                for (int i = 0; i < n; i++) {
+                        struct probe *p = find_probe(c, ids[i], err);
+
+                        if (!p)
                                 return -ENOENT; /* nothing is detached unless all exist */
+                        if (p->config)
+                                return error_set(err, E_PERMISSION, -EPERM,
+                                                 "probe %llu is the configured probe %s: remove it "
+                                                 "from the configuration and reload",
+                                                 (unsigned long long)p->id, p->config);
+                }
         }
+        gone = calloc(n ? n : 1, sizeof(*gone));
+        if (!gone)
+                return -ENOMEM;
         done = json_object_new_array();
+        kept = json_object_new_array();
         for (int i = 0; i < n; i++) {
                 struct probe *p = manager_find(m, ids[i]);
+                bool seen = false;
 
-                if (!p)
+                for (size_t k = 0; k < ngone; k++)
+                        seen |= gone[k] == p;
+                if (!p || seen)
                         continue;
-                manager_detach(m, p);
+                if (p->config) {
+                        json_object_array_add(kept, u64(ids[i]));
+                        continue;
+                }
+                gone[ngone++] = p;
                 json_object_array_add(done, u64(ids[i]));
         }
+        manager_detach_many(m, gone, ngone);
         *result = json_object_new_object();
         add(*result, "detached", done);
+        if (everything)
+                add(*result, "configured", kept); /* --all leaves configured probes */
+        else
+                json_object_put(kept);
         return 0;
 }
 
@@ -692,6 +726,13 @@ enum method_access {
         PRIVILEGED,
 };
 
+static int m_reload(struct client *c, json_object *params, json_object **result,
+                    struct error *err)
+{
+        (void)params;
+        return config_reload(manager_config(server_manager(c->srv)), result, err);
+}
+
 static const struct {
         const char *name;
         method_fn fn;
@@ -707,6 +748,7 @@ static const struct {
         { "stats", m_stats, ANYONE },
         { "aggregations", m_aggregations, ANYONE },
         { "probes", m_probes, ANYONE },
+        { "reload", m_reload, PRIVILEGED },
 };
 
 /* --- dispatch -------------------------------------------------------------- */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
@@ -14,6 +15,8 @@
 /* Output beyond queue_max that only replies can take before a client that
  * does not read them is disconnected. */
 #define REPLY_SLACK (4u << 20)
+/* How long clients may take at exit to read what is queued for them. */
+#define EXIT_FLUSH_NS (1000ULL * 1000000ULL)
 
 struct server {
         sd_event *loop;
@@ -138,6 +141,7 @@ int client_subscribe(struct client *c, const uint64_t *ids, size_t n)
         c->subs = copy;
         c->nsubs = n;
         c->subscribed = true;
+        events_release(c->srv->ev); /* the first subscriber gets what waited since the start */
         return 0;
 }
 
@@ -463,10 +467,38 @@ int server_new(sd_event *loop, struct manager *m, const struct server_opts *opts
         return 0;
 }
 
+/* At exit, clients get a moment to take what is queued for them: those events
+ * left the ring buffer already. What they do not take is logged. */
+static void flush_at_exit(struct server *s)
+{
+        uint64_t deadline = now_ns(CLOCK_MONOTONIC) + EXIT_FLUSH_NS;
+
+        for (struct client *c = s->clients; c; c = c->next) {
+                while (c->out.len) {
+                        uint64_t now = now_ns(CLOCK_MONOTONIC);
+                        struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+                        ssize_t n;
+
+                        if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+                                break;
+                        n = send(c->fd, c->out.data, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (n < 0 && errno != EAGAIN && errno != EINTR)
+                                break;
+                        if (n > 0)
+                                buf_consume(&c->out, n);
+                }
+                if (c->out.len)
+                        log_warning("client %llu (pid %d): %zu bytes of events and replies not "
+                                    "delivered at exit", (unsigned long long)c->id,
+                                    (int)c->who.pid, c->out.len);
+        }
+}
+
 void server_free(struct server *s)
 {
         if (!s)
                 return;
+        flush_at_exit(s);
         while (s->clients)
                 client_free(s->clients);
         events_free(s->ev);

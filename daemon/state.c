@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <json-c/json.h>
+#include <limits.h>
 
+#include "format.h"
 #include "request.h"
 #include "state.h"
 #include "usdt.h"
 #include "util.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 static json_object *probe_to_json(const struct probe *p)
 {
@@ -21,6 +23,11 @@ static json_object *probe_to_json(const struct probe *p)
         json_object_object_add(o, "restricted", json_object_new_boolean(p->restricted));
         json_object_object_add(o, "created", json_object_new_int64((int64_t)p->created));
         json_object_object_add(o, "request", json_tokener_parse(p->request));
+        if (p->config)
+                json_object_object_add(o, "config", json_object_new_string(p->config));
+        if (p->intent != PROBE_STEADY)
+                json_object_object_add(o, "intent", json_object_new_string(
+                                               p->intent == PROBE_ATTACHING ? "attaching" : "detaching"));
         json_object_object_add(o, "pins", json_object_new_int64(p->next_pin));
         if (p->have_shared_site)
                 json_object_object_add(o, "shared_site", json_object_new_int64(p->shared_site));
@@ -56,20 +63,23 @@ static json_object *probe_to_json(const struct probe *p)
 
 int state_save(const char *path, struct probe *const *probes, size_t n, uint64_t next_id)
 {
-        json_object *root = json_object_new_object();
-        json_object *arr = json_object_new_array();
-        const char *text;
+        struct buf b = { 0 };
+        char head[64];
         int r;
 
-        json_object_object_add(root, "version", json_object_new_int(STATE_VERSION));
-        json_object_object_add(root, "next_id", json_object_new_int64((int64_t)next_id));
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(arr, probe_to_json(probes[i]));
-        json_object_object_add(root, "probes", arr);
-        text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-                                                            JSON_C_TO_STRING_NOSLASHESCAPE);
-        r = write_file_atomic(path, text, strlen(text));
-        json_object_put(root);
+        snprintf(head, sizeof(head), "{\"version\":%d,\"next_id\":%llu}\n", STATE_VERSION,
+                 (unsigned long long)next_id);
+        buf_puts(&b, head);
+        for (size_t i = 0; i < n; i++) {
+                json_object *o = probe_to_json(probes[i]);
+
+                buf_puts(&b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+                buf_putc(&b, '\n');
+                json_object_put(o);
+        }
+        r = b.oom ? -ENOMEM : write_file_atomic(path, b.data, b.len);
+        buf_free(&b);
         return r;
 }
 
@@ -105,6 +115,25 @@ static int probe_from_json(json_object *o, struct probe **ret, struct error *err
         if (get_u64(o, "created", &p->created) < 0 || get_u64(o, "pins", &x) < 0)
                 goto bad;
         p->next_pin = (unsigned)x;
+        if (json_object_object_get_ex(o, "config", &v)) {
+                if (!json_object_is_type(v, json_type_string))
+                        goto bad;
+                p->config = strdup(json_object_get_string(v));
+                if (!p->config) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+        if (json_object_object_get_ex(o, "intent", &v)) {
+                const char *intent = json_object_get_string(v);
+
+                if (streq(intent, "attaching"))
+                        p->intent = PROBE_ATTACHING;
+                else if (streq(intent, "detaching"))
+                        p->intent = PROBE_DETACHING;
+                else
+                        goto bad;
+        }
         if (get_u64(o, "shared_site", &x) == 0) {
                 p->shared_site = (uint32_t)x;
                 p->have_shared_site = true;
@@ -192,43 +221,88 @@ fail:
         return r;
 }
 
+/* A damaged file is kept for inspection next to the state file. */
+static void keep_damaged(const char *path, const char *text, size_t len)
+{
+        char copy[PATH_MAX];
+
+        snprintf(copy, sizeof(copy), "%s.corrupt", path);
+        write_file_atomic(copy, text, len);
+}
+
 int state_load(const char *path, state_probe_cb cb, state_bad_cb bad, void *userdata,
                uint64_t *next_id, struct error *err)
 {
         _cleanup_free_ char *text = NULL;
-        json_object *root, *probes;
+        char *line, *end;
+        unsigned lineno = 1;
+        size_t len, damaged = 0;
         uint64_t version;
+        json_object *head;
         int r;
 
-        r = read_file(path, &text, 64u << 20);
+        r = read_file(path, &text, 256u << 20);
         if (r == -ENOENT)
                 return r;
         if (r < 0)
                 return error_set(err, E_INTERNAL, r, "cannot read %s: %s", path, strerror(-r));
-        root = json_tokener_parse(text);
-        if (!root || get_u64(root, "version", &version) < 0 || get_u64(root, "next_id", next_id) < 0 ||
-            !json_object_object_get_ex(root, "probes", &probes) ||
-            !json_object_is_type(probes, json_type_array)) {
-                json_object_put(root);
-                return error_set(err, E_INTERNAL, -EINVAL, "%s is corrupt", path);
+        len = (size_t)r;
+        *next_id = 0;
+        end = memchr(text, '\n', len);
+        if (end)
+                *end = 0;
+        head = json_tokener_parse(text);
+        if (!head || get_u64(head, "version", &version) < 0 || version != STATE_VERSION ||
+            get_u64(head, "next_id", next_id) < 0) {
+                *next_id = 0;
+                bad(0, "line 1 is not a state header", userdata);
+                damaged++;
         }
-        if (version != STATE_VERSION) {
-                json_object_put(root);
-                return error_set(err, E_INTERNAL, -EINVAL, "%s has unknown version %llu", path,
-                                 (unsigned long long)version);
-        }
-        for (size_t i = 0; i < json_object_array_length(probes); i++) {
-                json_object *o = json_object_array_get_idx(probes, i);
+        json_object_put(head);
+        if (end)
+                *end = '\n';
+        for (line = end ? end + 1 : text + len; line < text + len; line = end + 1) {
                 struct error perr = { 0 };
                 struct probe *p = NULL;
+                json_object *o;
                 uint64_t id = 0;
+                char reason[96];
 
+                lineno++;
+                end = memchr(line, '\n', (size_t)(text + len - line));
+                if (!end) {
+                        /* torn: the last line has no end */
+                        snprintf(reason, sizeof(reason), "line %u is incomplete", lineno);
+                        bad(0, reason, userdata);
+                        damaged++;
+                        break;
+                }
+                *end = 0;
+                o = json_tokener_parse(line);
+                if (!o || !json_object_is_type(o, json_type_object)) {
+                        snprintf(reason, sizeof(reason), "line %u is not a JSON object", lineno);
+                        bad(0, reason, userdata);
+                        damaged++;
+                        json_object_put(o);
+                        *end = '\n';
+                        continue;
+                }
                 get_u64(o, "id", &id);
-                if (probe_from_json(o, &p, &perr) < 0)
-                        bad(id, perr.msg[0] ? perr.msg : "cannot rebuild", userdata);
-                else
+                if (probe_from_json(o, &p, &perr) < 0) {
+                        snprintf(reason, sizeof(reason), "line %u: %.64s", lineno,
+                                 perr.msg[0] ? perr.msg : "cannot rebuild");
+                        bad(id, reason, userdata);
+                        damaged++;
+                } else {
                         cb(p, userdata);
+                }
+                json_object_put(o);
+                *end = '\n';
         }
-        json_object_put(root);
-        return 0;
+        if (!damaged)
+                return 0;
+        keep_damaged(path, text, len);
+        error_set(err, E_INTERNAL, -EINVAL, "%s is damaged (%zu line%s); it is kept as %s.corrupt "
+                  "and what could be read is used", path, damaged, damaged == 1 ? "" : "s", path);
+        return 1;
 }

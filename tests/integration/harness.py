@@ -23,6 +23,7 @@ BUILD = os.environ.get("UTRACE_BUILD", os.path.join(os.path.dirname(__file__), "
 BUILD = os.path.abspath(BUILD)
 UTRACED = os.path.join(BUILD, "daemon", "utraced")
 UTRACECTL = os.path.join(BUILD, "client", "utracectl")
+UTRACED_NEXT = os.path.join(BUILD, "tests", "utraced-next")  # a build with other BPF programs
 TARGET = os.path.join(BUILD, "tests", "target")
 TARGET_STRIPPED = os.path.join(BUILD, "tests", "target-stripped")
 USDT = os.path.join(BUILD, "tests", "usdt")
@@ -209,6 +210,15 @@ class Fixture:
         out = self.ask(line, timeout)
         assert out == "ok", f"fixture answered {out!r} to {line!r}"
 
+    def start(self, line):
+        """Send a command that runs until the next line (e.g. ticker)."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, line="stop", timeout=30):
+        """End a command sent with start(): send line, wait for its "ok"."""
+        self.cmd(line, timeout)
+
     def close(self):
         if self.proc.poll() is None:
             try:
@@ -235,14 +245,50 @@ class Daemon:
         self.proc = None
         self.logs = []
         self.purged = False
+        self.binary = UTRACED
+        # a configuration of its own: never the machine's
+        self.config = os.path.join(self.dir, "utraced.conf")
+        self.probes_dir = os.path.join(self.dir, "probes.d")
+        os.mkdir(self.probes_dir)
+        self.write_config()
 
     def args(self):
-        return ["--socket", self.socket, "--bpffs-root", self.root, "--state-dir", self.state]
+        return ["--config", self.config, "--socket", self.socket, "--bpffs-root", self.root,
+                "--state-dir", self.state]
+
+    def write_config(self, daemon=""):
+        """utraced.conf: ProbesDirectory (this instance's) and daemon's lines."""
+        with open(self.config, "w") as f:
+            f.write(f"[Daemon]\nProbesDirectory={self.probes_dir}\n{daemon}")
+
+    def write_probes(self, name, text):
+        """A file of the probes directory; text None removes it."""
+        path = os.path.join(self.probes_dir, name)
+        if text is None:
+            os.unlink(path)
+        else:
+            with open(path, "w") as f:
+                f.write(text)
+        return path
+
+    def check_config(self):
+        return subprocess.run([self.binary, "--config", self.config, "--check-config"],
+                              capture_output=True, text=True, timeout=30)
+
+    def state_file(self):
+        return os.path.join(self.state, "state.json")
+
+    def wait_log(self, text, timeout=10):
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not in the log:\n{self.log()}")
+            time.sleep(0.02)
 
     def start(self, *extra, timeout=20):
         log = open(os.path.join(self.dir, f"log{len(self.logs)}"), "w+")
         self.logs.append(log)
-        self.proc = subprocess.Popen([UTRACED, *self.args(), "--log-level", "debug",
+        self.proc = subprocess.Popen([self.binary, *self.args(), "--log-level", "debug",
                                       *self.extra, *extra], stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -312,11 +358,14 @@ class UtraceTest(unittest.TestCase):
     """A test with its own running daemon (self.daemon) and a client (self.c)."""
 
     daemon_args = ()
+    probe_files = {}  # files of the probes directory at start: name -> text
 
     def setUp(self):
         self.daemon = Daemon(*self.daemon_args)
         self.addCleanup(self.daemon.purge)
         self.addCleanup(self.check_daemon_exit)
+        for name, text in self.probe_files.items():
+            self.daemon.write_probes(name, text)
         try:
             self.daemon.start()
         except BpfUnavailable as e:
@@ -347,6 +396,13 @@ class UtraceTest(unittest.TestCase):
         c = self.daemon.client()
         self.addCleanup(c.close)
         return c
+
+    def restart(self, sig=signal.SIGTERM, *extra):
+        """Stop the daemon (with sig), start it again; self.c is a new client."""
+        self.c.close()
+        self.daemon.stop(sig)
+        self.daemon.start(*extra)
+        self.c = self.client()
 
     def attach(self, spec, **params):
         params["spec"] = spec
