@@ -1,10 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Probes outlive the daemon: a restart adopts what is pinned, attaches
 nothing twice and leaks nothing."""
+import json
 import os
+import random
+import shutil
 import signal
+import threading
+import time
 
-from harness import TARGET, UtraceTest
+from harness import TARGET, UTRACED, UTRACED_NEXT, UtraceTest
 
 
 class Restart(UtraceTest):
@@ -113,3 +118,344 @@ class ReplacedFile(UtraceTest):
         self.assertIn("is not the file the probe was attached to", self.daemon.log())
         self.assertEqual(self.c.call("list")["probes"], [])
         self.assertEqual(self.daemon.links(p["id"]), [])
+
+
+class Collector(threading.Thread):
+    """Reads a subscribed connection until it closes: the i of each event of
+    one probe, and the events its queue lost ("lost" notifications)."""
+
+    def __init__(self, client, probe):
+        super().__init__(daemon=True)
+        self.client, self.probe = client, probe
+        self.ticks, self.lost = [], 0
+
+    def run(self):
+        while True:
+            try:
+                msg = self.client.message(timeout=60)
+            except (ConnectionError, TimeoutError, OSError, ValueError):
+                return
+            if msg.get("method") == "event" and msg["params"]["probe"] == self.probe:
+                self.ticks.append(msg["params"]["args"]["i"])
+            elif msg.get("method") == "lost" and msg["params"]["reason"] == "queue":
+                self.lost += msg["params"]["count"]   # kernel losses are in the probe's stats
+
+
+def wait_for(cond, timeout=20, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class AlwaysOn(UtraceTest):
+    def subscribe(self, probe):
+        c = self.client()
+        c.call("subscribe", {"id": probe})
+        col = Collector(c, probe)
+        col.start()
+        return col
+
+    def test_probe_firing_through_a_restart(self):
+        p = self.attach(f"uprobe:{TARGET}:ut_tick", args=["i=arg0"])
+        first = self.subscribe(p["id"])
+        f = self.fixture()
+        f.start("ticker 200")
+        wait_for(lambda: len(first.ticks) >= 20, what="events before the restart")
+        self.c.close()
+        self.daemon.stop()
+        first.join(30)
+        time.sleep(0.2)  # the probe goes on firing while no daemon runs
+        self.daemon.start()
+        self.c = self.client()
+        second = self.subscribe(p["id"])
+        wait_for(lambda: len(second.ticks) >= 20, what="events after the restart")
+        f.finish()
+
+        def counted():
+            st = self.stats(p["id"])
+            ev = self.c.call("status")["events"]
+            return st["hits"], st["lost"] + first.lost + second.lost + ev["unclaimed"] + ev["stale"]
+
+        wait_for(lambda: len(first.ticks) + len(second.ticks) + counted()[1] == counted()[0],
+                 what="every hit received or counted as lost")
+        hits, lost = counted()
+        ticks = first.ticks + second.ticks
+        # no duplicate, nothing out of order, and every gap is a counted loss
+        self.assertTrue(all(a < b for a, b in zip(ticks, ticks[1:])), "duplicates or disorder")
+        self.assertEqual(len(ticks) + lost, hits)
+        self.assertLess(ticks[-1], hits)
+        self.assertGreater(self.c.call("status")["events"]["backlog"], 0)
+        self.assertIn(f"probe {p['id']} adopted", self.daemon.log())
+
+    def test_backlog_nobody_claims_is_counted(self):
+        p = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
+        f = self.fixture()
+        self.c.close()
+        self.daemon.stop()
+        f.cmd("add 1 0 3")
+        self.daemon.start()
+        self.c = self.client()
+        self.assertTrue(self.c.call("status")["ringbuf"]["held"])
+        wait_for(lambda: not self.c.call("status")["ringbuf"]["held"], what="the end of the hold")
+        ev = self.c.call("status")["events"]
+        self.assertEqual((ev["backlog"], ev["unclaimed"]), (3, 3))
+        self.assertEqual(self.stats(p["id"])["events"], 3)
+        self.assertIn("no client subscribed within 5 s of the start", self.daemon.log())
+
+    def test_aggregations_keep_their_values(self):
+        p = self.attach(f"uprobe:{TARGET}:ut_add", aggregate="hist(arg1)", by="arg0")
+        f = self.fixture()
+        f.cmd("add 1 100 3")
+        self.restart(signal.SIGKILL)
+        f.cmd("add 1 100 2")
+        f.cmd("add 2 1000 1")
+        agg = self.c.call("aggregations", {"id": p["id"]})
+        got = {k["key"]: (k["count"], k["sum"], [(b["min"], b["count"]) for b in k["buckets"]])
+               for k in agg["keys"]}
+        self.assertEqual(got, {1: (5, 500, [(64, 5)]), 2: (1, 1000, [(512, 1)])})
+        self.assertEqual(agg["stats"]["hits"], 6)
+
+    def test_migration_to_a_changed_build(self):
+        ev = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
+        cnt = self.attach(f"uprobe:{TARGET}:ut_neg", aggregate="count")
+        f = self.fixture()
+        f.cmd("add 1 0 2")   # not received yet: waits in the ring buffer
+        f.cmd("neg 1")
+        for binary, expect_first in ((UTRACED_NEXT, [1, 1]), (UTRACED, [])):
+            links = {i: self.daemon.links(i) for i in (ev["id"], cnt["id"])}
+            self.daemon.binary = binary
+            self.restart()
+            log = self.daemon.log().split("received Terminated")[-1]
+            for i in (ev["id"], cnt["id"]):
+                self.assertIn(f"probe {i} (", log)
+                self.assertIn("migrated to this build: 1 link of other BPF programs", log)
+                new = self.daemon.links(i)
+                self.assertEqual(len(new), len(links[i]))
+                self.assertFalse(set(new) & set(links[i]), "the old links are gone")
+            self.c.call("subscribe")
+            f.cmd("add 2 0 3")
+            got = [e["args"]["a"] for e in self.c.events(len(expect_first) + 3)]
+            self.assertEqual(got, expect_first + [2, 2, 2])
+            self.assertEqual(self.c.quiet(), [])   # attached once: the old links are gone
+            f.cmd("neg 1")
+            self.c.call("unsubscribe")
+        # counters and aggregations went on through both migrations
+        self.assertEqual(self.stats(ev["id"])["hits"], 8)
+        self.assertEqual(self.c.call("aggregations", {"id": cnt["id"]})["keys"][0]["count"], 3)
+
+    def test_ring_buffer_size_change(self):
+        p = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
+        f = self.fixture()
+        self.c.close()
+        self.daemon.stop()
+        f.cmd("add 3 0 3")
+        self.daemon.start("--ringbuf-size", "64K")
+        self.c = self.client()
+        log = self.daemon.log()
+        self.assertIn("map events: the pinned ring buffer has 8388608 entries, this one 65536: "
+                      "replaced; the ", log)
+        self.assertIn(f"probe {p['id']} (uprobe:{TARGET}:ut_add) migrated to this build", log)
+        self.assertEqual(self.c.call("status")["ringbuf"]["size"], 65536)
+        self.c.call("subscribe")
+        f.cmd("add 4 0 1")
+        # what waited in the old ring buffer comes first
+        self.assertEqual([e["args"]["a"] for e in self.c.events(4)], [3, 3, 3, 4])
+        self.assertEqual(self.c.quiet(), [])
+        self.assertEqual(self.stats(p["id"])["hits"], 4)
+
+    def test_deleted_or_replaced_target(self):
+        copy = os.path.join(self.daemon.dir, "target-copy")
+        shutil.copy2(TARGET, copy)
+        p = self.attach(f"uprobe:{copy}:ut_add", args=["a=arg0"])
+        self.c.close()
+        self.daemon.stop()
+        os.unlink(copy)
+        shutil.copy2(TARGET, copy)   # another file under the same name
+        self.daemon.start()
+        self.c = self.client()
+        self.assertIn(f"probe {p['id']} (uprobe:{copy}:ut_add): {copy} is not the file the "
+                      "probe was attached to (deleted or replaced since): re-attached",
+                      self.daemon.log())
+        lst = self.c.call("list")["probes"]
+        self.assertEqual([x["id"] for x in lst], [p["id"]])
+        self.assertEqual(lst[0]["files"][0]["inode"], os.stat(copy).st_ino)
+        self.c.call("subscribe")
+        f = self.fixture(copy)
+        f.cmd("add 6 0 2")
+        self.assertEqual([e["args"]["a"] for e in self.c.events(2)], [6, 6])
+        self.assertEqual(self.c.quiet(), [])
+        f.close()
+
+        self.c.close()
+        self.daemon.stop()
+        os.unlink(copy)
+        self.daemon.start()
+        self.c = self.client()
+        self.assertIn(f"{copy} is not the file the probe was attached to (deleted or replaced "
+                      "since), and the probe cannot be attached again", self.daemon.log())
+        self.assertEqual(self.c.call("list")["probes"], [])
+        self.assertEqual(os.listdir(os.path.join(self.daemon.root, "links")), [])
+
+    def edit_state(self, edit):
+        with open(self.daemon.state_file()) as f:
+            lines = f.read().split("\n")
+        with open(self.daemon.state_file(), "w") as f:
+            f.write(edit(lines))
+
+    def test_interrupted_attach_and_detach_are_finished(self):
+        a, b, c = (self.attach(f"uprobe:{TARGET}:{fn}")["id"] for fn in ("ut_add", "ut_neg", "ut_sleep"))
+        self.c.close()
+        self.daemon.stop()
+
+        def mark(lines):
+            for i, line in enumerate(lines[1:], 1):
+                if not line:
+                    continue
+                o = json.loads(line)
+                if o["id"] in (a, b):
+                    o["intent"] = "attaching" if o["id"] == a else "detaching"
+                lines[i] = json.dumps(o)
+            return "\n".join(lines)
+
+        self.edit_state(mark)
+        self.daemon.start()
+        self.c = self.client()
+        log = self.daemon.log()
+        self.assertIn(f"probe {a} (uprobe:{TARGET}:ut_add) was being attached when utraced "
+                      "stopped: removed", log)
+        self.assertIn(f"probe {b} (uprobe:{TARGET}:ut_neg) was being detached when utraced "
+                      "stopped: removed", log)
+        self.assertEqual([x["id"] for x in self.c.call("list")["probes"]], [c])
+        self.assertEqual(os.listdir(os.path.join(self.daemon.root, "links")), [str(c)])
+
+    def test_damaged_state_file(self):
+        ids = [self.attach(f"uprobe:{TARGET}:{fn}", args=["a=arg0"])["id"]
+               for fn in ("ut_add", "ut_neg", "ut_sleep")]
+        self.c.close()
+        self.daemon.stop()
+        # the second probe's line is garbage, the third one torn halfway
+        self.edit_state(lambda lines: "\n".join([lines[0], lines[1], "{garbage", lines[3][:40]]))
+        self.daemon.start()
+        self.c = self.client()
+        log = self.daemon.log()
+        self.assertIn("state file: line 3 is not a JSON object", log)
+        self.assertIn("state file: line 4 is incomplete", log)
+        self.assertIn(f"{self.daemon.state_file()} is damaged (2 lines); it is kept as "
+                      f"{self.daemon.state_file()}.corrupt", log)
+        self.assertTrue(os.path.exists(self.daemon.state_file() + ".corrupt"))
+        for gone in ids[1:]:
+            self.assertIn(f"removed pinned links of unknown probe {gone}", log)
+        self.assertEqual([x["id"] for x in self.c.call("list")["probes"]], [ids[0]])
+        self.assertEqual(os.listdir(os.path.join(self.daemon.root, "links")), [str(ids[0])])
+        self.c.call("subscribe")
+        f = self.fixture()
+        f.cmd("add 9 0 1")
+        f.cmd("neg 1")
+        self.assertEqual([e["args"]["a"] for e in self.c.events(1)], [9])
+        self.assertEqual(self.c.quiet(), [])
+        self.assertGreater(self.attach(f"uprobe:{TARGET}:ut_neg")["id"], ids[2])
+
+    def test_state_file_of_garbage(self):
+        p = self.attach(f"uprobe:{TARGET}:ut_add")
+        self.c.close()
+        self.daemon.stop()
+        with open(self.daemon.state_file(), "wb") as f:
+            f.write(b"\x00\xff garbage\n{\"id\": [}\n")
+        self.daemon.start()
+        self.c = self.client()
+        self.assertIn("state file: line 1 is not a state header", self.daemon.log())
+        self.assertEqual(self.c.call("list")["probes"], [])
+        self.assertEqual(self.daemon.links(p["id"]), [])
+        self.assertGreater(self.attach(f"uprobe:{TARGET}:ut_add")["id"], p["id"])
+
+    def test_kill_during_a_burst_of_attaches_converges(self):
+        seed = random.randrange(1 << 30)
+        rng = random.Random(seed)
+        f = self.fixture()
+        for rnd in range(6):
+            known = [x["id"] for x in self.c.call("list")["probes"]]
+            conns = [self.daemon.client() for _ in range(3)]
+            sent = {}
+            for k in range(36):
+                conn = conns[k % 3]
+                if known and k % 6 == 5:
+                    req = {"method": "detach", "params": {"id": known.pop()}}
+                else:
+                    req = {"method": "attach",
+                           "params": {"spec": f"uprobe:{TARGET}:ut_add", "args": [f"a{k}=arg0"],
+                                      **({"transient": True} if k % 4 == 3 else {})}}
+                rid = 1000 * rnd + k
+                sent[rid] = req
+                conn.send_raw(json.dumps({"jsonrpc": "2.0", "id": rid, **req}).encode() + b"\n")
+            time.sleep(rng.uniform(0, 0.12))  # a burst takes about that long
+            self.daemon.proc.kill()
+            self.daemon.proc.wait()
+            attached, detached = set(), set()
+            for conn in conns:
+                conn.sock.settimeout(5)
+                while True:
+                    try:
+                        msg = conn.message(5)
+                    except (ConnectionError, TimeoutError, OSError):
+                        break
+                    req = sent[msg["id"]]
+                    if "result" in msg and req["method"] == "attach" and \
+                            not req["params"].get("transient"):
+                        attached.add(msg["result"]["id"])
+                    elif "result" in msg and req["method"] == "detach":
+                        detached.add(req["params"]["id"])
+                conn.close()
+            self.daemon.start()
+            self.c.close()
+            self.c = self.client()
+            self.check_consistent(f, attached, detached, f"seed {seed}, round {rnd}")
+
+    def check_consistent(self, f, attached, detached, where):
+        lst = self.c.call("list")["probes"]
+        ids = {p["id"] for p in lst}
+        # pins and state file exactly as the list says
+        self.assertEqual({int(x) for x in os.listdir(os.path.join(self.daemon.root, "links"))},
+                         ids, where)
+        for p in lst:
+            self.assertEqual(len(self.daemon.links(p["id"])),
+                             sum(x["links"] for x in p["files"]), where)
+            self.assertFalse(p["transient"], where)
+        with open(self.daemon.state_file()) as sf:
+            state = [json.loads(line) for line in sf.read().split("\n")[1:] if line]
+        self.assertEqual({s["id"] for s in state}, ids, where)
+        self.assertFalse([s for s in state if "intent" in s], where)
+        # what a client was told happened did happen
+        self.assertLessEqual(attached, ids, where)
+        self.assertFalse(detached & ids, where)
+        # each probe is attached exactly once
+        before = {p["id"]: p["hits"] for p in self.c.call("stats")["probes"]}
+        f.cmd("add 1 1 1")
+        after = {p["id"]: p["hits"] for p in self.c.call("stats")["probes"]}
+        self.assertEqual({i: after[i] - before[i] for i in ids}, {i: 1 for i in ids}, where)
+
+
+class SmallRingBuffer(UtraceTest):
+    daemon_args = ("--ringbuf-size", "4K")
+
+    def test_what_does_not_fit_while_down_is_counted(self):
+        p = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
+        f = self.fixture()
+        self.c.close()
+        self.daemon.stop()
+        f.cmd("add 1 0 200")
+        self.daemon.start()
+        self.c = self.client()
+        self.c.call("subscribe")
+        got = []
+        while True:
+            more = self.c.quiet(0.5)
+            if not more:
+                break
+            got += more
+        st = self.stats(p["id"])
+        self.assertTrue(0 < len(got) < 200, len(got))
+        self.assertEqual({e["args"]["a"] for e in got}, {1})
+        self.assertEqual(len(got) + st["lost_ringbuf"], 200)
+        self.assertEqual(self.c.call("status")["events"]["backlog"], len(got))
