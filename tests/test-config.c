@@ -214,6 +214,50 @@ static void test_probes(void)
         config_free(c);
 }
 
+/* conf/utraced.conf shows every key at its default: uncommented, it changes
+ * nothing; the example probes are valid. */
+static void test_examples(void)
+{
+        struct config_settings defaults;
+        const struct config_settings *s;
+        _cleanup_free_ char *text = NULL;
+        struct config *c;
+        json_object *st, *n;
+        char conf[8192];
+        size_t len = 0;
+
+        CHECK(read_file(EXAMPLES "/utraced.conf", &text, 1 << 20) > 0, "conf/utraced.conf is read");
+        if (!text)
+                return;
+        for (char *line = strtok(text, "\n"); line && len < sizeof(conf) - 256;
+             line = strtok(NULL, "\n")) {
+                bool key = line[0] == '#' && line[1] >= 'A' && line[1] <= 'Z' && strchr(line, '=');
+
+                len += snprintf(conf + len, sizeof(conf) - len, "%s\n", key ? line + 1 : line);
+        }
+        c = load(conf, NULL);
+        s = config_settings(c);
+        config_settings_init(&defaults);
+        CHECK(nerrors(c) == 0, "the example, uncommented, is valid: %s", error_at(c, 0));
+        CHECK(s->set == (CONFIG_SOCKET | CONFIG_BPFFS_ROOT | CONFIG_STATE_DIR | CONFIG_PROBES_DIR |
+                         CONFIG_RINGBUF_SIZE | CONFIG_QUEUE_SIZE | CONFIG_UPROBE_MULTI |
+                         CONFIG_LOG_LEVEL), "the example shows every key");
+        CHECK(streq(s->socket_path, defaults.socket_path) && streq(s->bpffs_root, defaults.bpffs_root) &&
+              streq(s->state_dir, defaults.state_dir) && streq(s->probes_dir, defaults.probes_dir) &&
+              s->ringbuf_size == defaults.ringbuf_size && s->queue_size == defaults.queue_size &&
+              s->uprobe_multi == defaults.uprobe_multi && s->log_level == defaults.log_level,
+              "every key of the example is at its default");
+        config_free(c);
+
+        c = load("[Daemon]\nProbesDirectory=" EXAMPLES "/probes.d\n", NULL);
+        st = config_status(c);
+        json_object_object_get_ex(st, "probes", &n);
+        CHECK(nerrors(c) == 0 && json_object_get_int(n) == 4,
+              "conf/probes.d: 4 valid probes (%s)", error_at(c, 0));
+        json_object_put(st);
+        config_free(c);
+}
+
 int main(void)
 {
         snprintf(dir, sizeof(dir), "/tmp/utrace-test-config-XXXXXX");
@@ -222,6 +266,7 @@ int main(void)
         test_settings();
         test_errors();
         test_probes();
+        test_examples();
         {
                 char cmd[128];
 

@@ -62,6 +62,14 @@ Spec=uprobe:{TARGET}:no_such_function
         self.assertIn(f"2 probes in {d.probes_dir}", p.stdout)
         self.assertTrue(os.path.exists(good))
 
+    def test_shipped_examples_resolve(self):
+        examples = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "probes.d")
+        with open(self.daemon.config, "w") as f:
+            f.write(f"[Daemon]\nProbesDirectory={os.path.abspath(examples)}\n")
+        p = self.daemon.check_config()
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertIn("4 probes in", p.stdout)
+
     def test_missing_file(self):
         p = subprocess.run([UTRACED, "--config", "/nonexistent/utraced.conf", "--check-config"],
                            capture_output=True, text=True)
