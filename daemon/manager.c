@@ -624,13 +624,12 @@ static int reattach(struct manager *m, struct probe *p, struct probe *fresh, str
         }
         r = attach_all(m, q, err);
         if (r < 0) {
+                /* p as it was, for the caller to remove with every pin */
                 if (fresh) {
                         for_each_site(fresh, site_release, m);
                         m->by_slot[p->slot] = p;
                         for_each_site(p, site_claim, m);
                         p->config = TAKE_PTR(fresh->config);
-                        /* pins of this try are numbered from old_pins on */
-                        p->next_pin = MAX(p->next_pin, fresh->next_pin);
                 }
                 return r;
         }
@@ -679,7 +678,7 @@ static const char *probe_name(const struct probe *p, char *buf, size_t size)
         return buf;
 }
 
-/* Bring one probe of the state file to an end; 0 if it is kept (registered). */
+/* Bring one probe of the state file to an end: registered, or removed. */
 static void reconcile(struct manager *m, struct probe *p)
 {
         const struct attachment *dead;
