@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 #include <bpf/bpf.h>
+#include <assert.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -22,25 +23,20 @@
 #define UT_BPF_TRACE_UPROBE_MULTI 48
 
 #define MAX_PROG_MAPS 32
-
-/* A program some pinned link runs: does it belong to this instance? */
-struct prog_verdict {
-        __u32 id;
-        bool current;
-};
+#define NPROGS 4 /* entry, return, and their sleepable twins */
 
 struct loader {
         struct utrace *skel;
         char *root;
+        char *layout_path;
         bool multi;
         size_t ringbuf_size;
         int map_fds[_MAP_MAX];
         __u32 map_ids[_MAP_MAX];
-        __u32 prog_ids[4];
-        __u8 prog_tags[4][BPF_TAG_SIZE];
-        struct prog_verdict *verdicts;
-        size_t nverdicts, verdicts_cap;
-        int retired_events; /* the previous ring buffer, still to be drained, or -1 */
+        int prog_fds[NPROGS];    /* what links are made with */
+        __u32 prog_ids[NPROGS];
+        bool prog_pinned[NPROGS]; /* prog_fds[i] is the pinned program's, ours to close */
+        int retired_events;       /* the previous ring buffer, still to be drained, or -1 */
 };
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -101,61 +97,132 @@ static struct bpf_map *map_of(struct utrace *skel, enum loader_map m)
         }
 }
 
-/* Same type, layout and names, member by member (BTF of two objects). */
-static bool btf_same(const struct btf *a, __u32 ia, const struct btf *b, __u32 ib, int depth)
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
 {
-        const struct btf_type *ta = btf__type_by_id(a, ia), *tb = btf__type_by_id(b, ib);
+        const unsigned char *p = data;
 
-        if (ia == 0 || ib == 0)
-                return ia == ib; /* void */
-        if (!ta || !tb || depth > 16 || btf_kind(ta) != btf_kind(tb) || btf_vlen(ta) != btf_vlen(tb) ||
-            !streq(btf__name_by_offset(a, ta->name_off), btf__name_by_offset(b, tb->name_off)))
-                return false;
-        switch (btf_kind(ta)) {
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ p[i]) * 0x100000001b3ULL;
+        return h;
+}
+
+/* A digest of a BTF type: kinds, names, sizes, offsets, member by member. */
+static uint64_t btf_digest(const struct btf *btf, __u32 id, uint64_t h, int depth)
+{
+        const struct btf_type *t = id ? btf__type_by_id(btf, id) : NULL;
+        const char *name;
+        __u32 v[3];
+
+        if (!t || depth > 16)
+                return fnv(h, "-", 1);
+        name = btf__name_by_offset(btf, t->name_off);
+        h = fnv(h, name ? name : "", name ? strlen(name) + 1 : 1);
+        v[0] = btf_kind(t);
+        v[1] = btf_vlen(t);
+        v[2] = 0;
+        switch (btf_kind(t)) {
         case BTF_KIND_INT:
-                return ta->size == tb->size && btf_int_encoding(ta) == btf_int_encoding(tb) &&
-                       btf_int_bits(ta) == btf_int_bits(tb) && btf_int_offset(ta) == btf_int_offset(tb);
+                v[2] = t->size << 16 ^ btf_int_encoding(t) << 8 ^ btf_int_bits(t) ^
+                       btf_int_offset(t) << 24;
+                return fnv(h, v, sizeof(v));
         case BTF_KIND_PTR:
         case BTF_KIND_TYPEDEF:
         case BTF_KIND_VOLATILE:
         case BTF_KIND_CONST:
         case BTF_KIND_RESTRICT:
         case BTF_KIND_TYPE_TAG:
-                return btf_same(a, ta->type, b, tb->type, depth + 1);
+                return btf_digest(btf, t->type, fnv(h, v, sizeof(v)), depth + 1);
         case BTF_KIND_ARRAY:
-                return btf_array(ta)->nelems == btf_array(tb)->nelems &&
-                       btf_same(a, btf_array(ta)->type, b, btf_array(tb)->type, depth + 1);
+                v[2] = btf_array(t)->nelems;
+                return btf_digest(btf, btf_array(t)->type, fnv(h, v, sizeof(v)), depth + 1);
         case BTF_KIND_STRUCT:
         case BTF_KIND_UNION:
-                if (ta->size != tb->size)
-                        return false;
-                for (unsigned i = 0; i < btf_vlen(ta); i++) {
-                        const struct btf_member *ma = btf_members(ta) + i, *mb = btf_members(tb) + i;
+                v[2] = t->size;
+                h = fnv(h, v, sizeof(v));
+                for (unsigned i = 0; i < btf_vlen(t); i++) {
+                        const struct btf_member *m = btf_members(t) + i;
+                        const char *mname = btf__name_by_offset(btf, m->name_off);
 
-                        if (ma->offset != mb->offset ||
-                            !streq(btf__name_by_offset(a, ma->name_off), btf__name_by_offset(b, mb->name_off)) ||
-                            !btf_same(a, ma->type, b, mb->type, depth + 1))
-                                return false;
+                        h = fnv(h, mname ? mname : "", mname ? strlen(mname) + 1 : 1);
+                        h = fnv(h, &m->offset, sizeof(m->offset));
+                        h = btf_digest(btf, m->type, h, depth + 1);
                 }
-                return true;
+                return h;
         case BTF_KIND_ENUM:
-                if (ta->size != tb->size)
-                        return false;
-                for (unsigned i = 0; i < btf_vlen(ta); i++)
-                        if (btf_enum(ta)[i].val != btf_enum(tb)[i].val)
-                                return false;
-                return true;
+                v[2] = t->size;
+                h = fnv(h, v, sizeof(v));
+                for (unsigned i = 0; i < btf_vlen(t); i++)
+                        h = fnv(h, &btf_enum(t)[i].val, sizeof(btf_enum(t)[i].val));
+                return h;
         default:
-                return ta->size == tb->size;
+                v[2] = t->size;
+                return fnv(h, v, sizeof(v));
         }
 }
 
-static bool btf_same_named(const struct btf *a, const struct btf *b, const char *name)
-{
-        __s32 ia = btf__find_by_name_kind(a, name, BTF_KIND_STRUCT);
-        __s32 ib = btf__find_by_name_kind(b, name, BTF_KIND_STRUCT);
+#define LAYOUT_RECORDS _MAP_MAX /* the digest of the ring buffer's record format */
 
-        return ia > 0 && ib > 0 && btf_same(a, ia, b, ib, 0);
+/* Digests of the key and value layout of every map, and of the records. */
+static void layout_digests(const struct loader *l, uint64_t d[_MAP_MAX + 1])
+{
+        const struct btf *btf = bpf_object__btf(l->skel->obj);
+        __s32 rec = btf__find_by_name_kind(btf, "ut_rec", BTF_KIND_STRUCT);
+
+        for (int m = 0; m < _MAP_MAX; m++) {
+                struct bpf_map *map = map_of(l->skel, m);
+
+                d[m] = btf_digest(btf, bpf_map__btf_key_type_id(map), 0xcbf29ce484222325ULL, 0);
+                d[m] = btf_digest(btf, bpf_map__btf_value_type_id(map), d[m], 0);
+        }
+        d[LAYOUT_RECORDS] = btf_digest(btf, rec > 0 ? (__u32)rec : 0, 0xcbf29ce484222325ULL, 0);
+}
+
+static const char *layout_name(int i)
+{
+        return i == LAYOUT_RECORDS ? "records" : NULL;
+}
+
+/*
+ * The layouts the pinned maps were made for, as the previous start recorded
+ * them (LAYOUT_PATH: "NAME DIGEST" lines); 0 where unknown. Reading the
+ * pinned maps' own BTF would take CAP_SYS_ADMIN, which the service lacks.
+ */
+static void layout_read(const struct loader *l, uint64_t d[_MAP_MAX + 1])
+{
+        _cleanup_free_ char *text = NULL;
+
+        memset(d, 0, sizeof(uint64_t) * (_MAP_MAX + 1));
+        if (read_file(l->layout_path, &text, 1 << 16) < 0)
+                return;
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+                char name[64];
+                unsigned long long v;
+
+                if (sscanf(line, "%63s %llx", name, &v) != 2)
+                        continue;
+                for (int i = 0; i <= _MAP_MAX; i++) {
+                        const char *n = layout_name(i) ?: bpf_map__name(map_of(l->skel, i));
+
+                        if (streq(n, name))
+                                d[i] = v;
+                }
+        }
+}
+
+static void layout_write(const struct loader *l, const uint64_t d[_MAP_MAX + 1])
+{
+        char text[64 * (_MAP_MAX + 1)];
+        size_t len = 0;
+        int r;
+
+        for (int i = 0; i <= _MAP_MAX; i++)
+                len += snprintf(text + len, sizeof(text) - len, "%s %016llx\n",
+                                layout_name(i) ?: bpf_map__name(map_of(l->skel, i)),
+                                (unsigned long long)d[i]);
+        r = write_file_atomic(l->layout_path, text, len);
+        if (r < 0)
+                log_warning("cannot write %s: %s (map layouts are then checked by size only)",
+                            l->layout_path, strerror(-r));
 }
 
 /* Bytes written to a ring buffer map and not yet consumed. */
@@ -176,52 +243,32 @@ static uint64_t ringbuf_pending(int fd)
 }
 
 /*
- * Why the pinned map fd cannot serve as map (NULL: it can). libbpf reuses a
- * pinned map when type, sizes, entries and flags agree; the BTF comparison
- * also catches a layout that changed within the same size.
+ * Why the pinned map fd cannot serve as map (NULL: it can): libbpf's own
+ * check (type, sizes, entries, flags), and the layout recorded for it, which
+ * also catches a change within the same size.
  */
-static const char *map_incompatible(struct bpf_map *map, int fd, const struct btf *btf, char *buf,
-                                    size_t size)
+static const char *map_incompatible(struct bpf_map *map, int fd, uint64_t was, uint64_t now,
+                                    char *buf, size_t size)
 {
         struct bpf_map_info info = { 0 };
         __u32 len = sizeof(info);
-        const char *why = NULL;
 
         if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
                 return "cannot be inspected";
         if (info.type != bpf_map__type(map))
-                why = "is of another type";
-        else if (info.key_size != bpf_map__key_size(map) || info.value_size != bpf_map__value_size(map))
-                why = "has other key or value sizes";
-        else if (info.max_entries != bpf_map__max_entries(map))
+                return "is of another type";
+        if (info.key_size != bpf_map__key_size(map) || info.value_size != bpf_map__value_size(map))
+                return "has other key or value sizes";
+        if (info.max_entries != bpf_map__max_entries(map)) {
                 snprintf(buf, size, "has %u entries, this one %u", info.max_entries,
-                         bpf_map__max_entries(map)), why = buf;
-        else if (info.map_flags != bpf_map__map_flags(map))
-                why = "has other flags";
-        if (!why && info.btf_id && bpf_map__btf_value_type_id(map)) {
-                struct btf *old = btf__load_from_kernel_by_id(info.btf_id);
-
-                if (!old || !btf_same(old, info.btf_key_type_id, btf, bpf_map__btf_key_type_id(map), 0) ||
-                    !btf_same(old, info.btf_value_type_id, btf, bpf_map__btf_value_type_id(map), 0))
-                        why = "has another layout";
-                btf__free(old);
+                         bpf_map__max_entries(map));
+                return buf;
         }
-        return why;
-}
-
-/* The BTF of the programs pinned by the previous instance, if any. */
-static struct btf *pinned_prog_btf(const char *root)
-{
-        struct bpf_prog_info info = { 0 };
-        __u32 len = sizeof(info);
-        char path[PATH_MAX];
-        _cleanup_close_ int fd = -1;
-
-        snprintf(path, sizeof(path), "%s/progs/ut_entry", root);
-        fd = bpf_obj_get(path);
-        if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0 || !info.btf_id)
-                return NULL;
-        return btf__load_from_kernel_by_id(info.btf_id);
+        if (info.map_flags != bpf_map__map_flags(map))
+                return "has other flags";
+        if (was && was != now)
+                return "has another layout";
+        return NULL;
 }
 
 /*
@@ -231,11 +278,10 @@ static struct btf *pinned_prog_btf(const char *root)
  * drained; one whose records have another format is dropped, and what it
  * held is logged.
  */
-static void retire_incompatible_maps(struct loader *l, const char *root)
+static void retire_incompatible_maps(struct loader *l, const uint64_t was[_MAP_MAX + 1],
+                                     const uint64_t now[_MAP_MAX + 1])
 {
-        const struct btf *btf = bpf_object__btf(l->skel->obj);
-        struct btf *old_progs = pinned_prog_btf(root);
-        bool same_records = !old_progs || btf_same_named(old_progs, btf, "ut_rec");
+        bool same_records = !was[LAYOUT_RECORDS] || was[LAYOUT_RECORDS] == now[LAYOUT_RECORDS];
 
         for (int m = 0; m < _MAP_MAX; m++) {
                 struct bpf_map *map = map_of(l->skel, m);
@@ -246,7 +292,7 @@ static void retire_incompatible_maps(struct loader *l, const char *root)
 
                 if (fd < 0)
                         continue;
-                why = map_incompatible(map, fd, btf, buf, sizeof(buf));
+                why = map_incompatible(map, fd, was[m], now[m], buf, sizeof(buf));
                 if (!why && m == MAP_EVENTS && !same_records)
                         why = "holds records of another format";
                 if (!why) {
@@ -277,16 +323,82 @@ static void retire_incompatible_maps(struct loader *l, const char *root)
                                     m == MAP_AGGS ? " (every aggregation)" : "");
                 close(fd);
         }
-        btf__free(old_progs);
 }
 
-static int pin_program(struct bpf_program *prog, const char *root)
+static struct bpf_program *prog_of(struct utrace *skel, int i)
 {
-        char path[PATH_MAX];
+        static_assert(NPROGS == 4, "entry, return, and their sleepable twins");
+        switch (i) {
+        case 0: return skel->progs.ut_entry;
+        case 1: return skel->progs.ut_return;
+        case 2: return skel->progs.ut_entry_s;
+        default: return skel->progs.ut_return_s;
+        }
+}
 
-        snprintf(path, sizeof(path), "%s/progs/%s", root, bpf_program__name(prog));
-        unlink(path);
-        return bpf_program__pin(prog, path);
+/* How many maps the program uses besides this instance's pinned ones. */
+static int prog_unpinned_maps(const struct loader *l, int fd, __u32 *id, __u8 tag[BPF_TAG_SIZE])
+{
+        __u32 map_ids[MAX_PROG_MAPS];
+        struct bpf_prog_info info = { 0 };
+        __u32 len = sizeof(info);
+        int n = 0;
+
+        info.nr_map_ids = MAX_PROG_MAPS;
+        info.map_ids = (__u64)(uintptr_t)map_ids;
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0 || info.nr_map_ids > MAX_PROG_MAPS)
+                return -1;
+        for (__u32 k = 0; k < info.nr_map_ids; k++) {
+                bool ours = false;
+
+                for (int m = 0; m < _MAP_MAX; m++)
+                        ours |= l->map_ids[m] == map_ids[k];
+                n += !ours;
+        }
+        *id = info.id;
+        memcpy(tag, info.tag, BPF_TAG_SIZE);
+        return n;
+}
+
+/*
+ * The programs links are made with. Those pinned by an earlier start are
+ * kept when they are this build's (same tag) and use this instance's maps
+ * (no more other maps than the ones just loaded use: their scratch), so that
+ * links made at any earlier start run exactly the programs in use, which is
+ * how a link is known to be current without the privileges it would take to
+ * look its program up by id. Otherwise the programs just loaded are pinned in
+ * their place, and the links of earlier starts are migrated.
+ */
+static void choose_programs(struct loader *l)
+{
+        for (int i = 0; i < NPROGS; i++) {
+                struct bpf_program *prog = prog_of(l->skel, i);
+                char path[PATH_MAX];
+                __u8 tag[BPF_TAG_SIZE], pinned_tag[BPF_TAG_SIZE];
+                __u32 id = 0, pinned_id = 0;
+                int n, pinned_n, fd;
+
+                snprintf(path, sizeof(path), "%s/progs/%s%s", l->root, bpf_program__name(prog),
+                         l->multi ? "" : "_perf");
+                l->prog_fds[i] = bpf_program__fd(prog);
+                n = prog_unpinned_maps(l, l->prog_fds[i], &id, tag);
+                l->prog_ids[i] = id;
+                fd = bpf_obj_get(path);
+                if (fd >= 0) {
+                        pinned_n = prog_unpinned_maps(l, fd, &pinned_id, pinned_tag);
+                        if (n >= 0 && pinned_n == n && memcmp(tag, pinned_tag, BPF_TAG_SIZE) == 0) {
+                                l->prog_fds[i] = fd;
+                                l->prog_ids[i] = pinned_id;
+                                l->prog_pinned[i] = true;
+                                continue;
+                        }
+                        close(fd);
+                        unlink(path);
+                }
+                if (bpf_obj_pin(l->prog_fds[i], path) < 0)
+                        log_warning("cannot pin program %s: %s", bpf_program__name(prog),
+                                    strerror(errno));
+        }
 }
 
 void loader_free(struct loader *l)
@@ -295,9 +407,12 @@ void loader_free(struct loader *l)
                 return;
         if (l->retired_events >= 0)
                 close(l->retired_events);
-        free(l->verdicts);
+        for (int i = 0; i < NPROGS; i++)
+                if (l->prog_pinned[i])
+                        close(l->prog_fds[i]);
         utrace__destroy(l->skel);
         free(l->root);
+        free(l->layout_path);
         free(l);
 }
 
@@ -307,6 +422,7 @@ int loader_open(const char *root, const struct loader_opts *opts, struct loader 
         struct loader *l;
         char path[PATH_MAX];
         struct ut_global g = { .wake_bytes = opts->wake_bytes, .wake_ns = opts->wake_ns };
+        uint64_t was[_MAP_MAX + 1], now[_MAP_MAX + 1];
         __u32 zero = 0;
         int r;
 
@@ -326,9 +442,10 @@ int loader_open(const char *root, const struct loader_opts *opts, struct loader 
                 return -ENOMEM;
         l->retired_events = -1;
         l->root = strdup(root);
+        l->layout_path = strdup(opts->layout_path);
         l->ringbuf_size = opts->ringbuf_size;
         l->skel = utrace__open();
-        if (!l->root || !l->skel) {
+        if (!l->root || !l->layout_path || !l->skel) {
                 loader_free(l);
                 return error_set(err, E_INTERNAL, -ENOMEM, "cannot open the BPF object");
         }
@@ -346,13 +463,16 @@ int loader_open(const char *root, const struct loader_opts *opts, struct loader 
                 snprintf(path, sizeof(path), "%s/maps/%s", root, bpf_map__name(map));
                 bpf_map__set_pin_path(map, path);
         }
-        retire_incompatible_maps(l, root);
+        layout_read(l, was);
+        layout_digests(l, now);
+        retire_incompatible_maps(l, was, now);
         r = utrace__load(l->skel);
         if (r < 0) {
                 loader_free(l);
                 return error_set(err, E_INTERNAL, r, "cannot load the BPF programs: %s",
                                  strerror(-r));
         }
+        layout_write(l, now);
         for (int m = 0; m < _MAP_MAX; m++) {
                 struct bpf_map_info info = { 0 };
                 __u32 len = sizeof(info);
@@ -361,25 +481,7 @@ int loader_open(const char *root, const struct loader_opts *opts, struct loader 
                 if (bpf_obj_get_info_by_fd(l->map_fds[m], &info, &len) == 0)
                         l->map_ids[m] = info.id;
         }
-        for (int i = 0; i < 4; i++) {
-                struct bpf_prog_info info = { 0 };
-                __u32 len = sizeof(info);
-
-                if (bpf_obj_get_info_by_fd(loader_prog_fd(l, i & 1, i & 2), &info, &len) == 0) {
-                        l->prog_ids[i] = info.id;
-                        memcpy(l->prog_tags[i], info.tag, BPF_TAG_SIZE);
-                }
-        }
-        {
-                struct bpf_program *prog;
-
-                bpf_object__for_each_program(prog, l->skel->obj) {
-                        r = pin_program(prog, root);
-                        if (r < 0)
-                                log_warning("cannot pin program %s: %s", bpf_program__name(prog),
-                                            strerror(-r));
-                }
-        }
+        choose_programs(l);
         {
                 struct ut_global old;
 
@@ -400,73 +502,23 @@ int loader_map_fd(const struct loader *l, enum loader_map m)
 
 int loader_prog_fd(const struct loader *l, bool retprobe, bool sleepable)
 {
-        if (retprobe)
-                return bpf_program__fd(sleepable ? l->skel->progs.ut_return_s
-                                                 : l->skel->progs.ut_return);
-        return bpf_program__fd(sleepable ? l->skel->progs.ut_entry_s : l->skel->progs.ut_entry);
+        return l->prog_fds[(retprobe ? 1 : 0) + (sleepable ? 2 : 0)];
 }
 
-/* Does program id run this build's code on this instance's maps? */
-static bool prog_current(const struct loader *l, __u32 id)
-{
-        __u32 map_ids[MAX_PROG_MAPS];
-        struct bpf_prog_info info = { 0 };
-        __u32 len = sizeof(info);
-        _cleanup_close_ int fd = bpf_prog_get_fd_by_id(id);
-        bool tag_ok = false;
-
-        for (int i = 0; i < 4; i++)
-                if (l->prog_ids[i] == id)
-                        return true;
-        info.nr_map_ids = MAX_PROG_MAPS;
-        info.map_ids = (__u64)(uintptr_t)map_ids;
-        if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) < 0 || info.nr_map_ids > MAX_PROG_MAPS)
-                return false;
-        for (int i = 0; i < 4; i++)
-                tag_ok |= memcmp(l->prog_tags[i], info.tag, BPF_TAG_SIZE) == 0;
-        if (!tag_ok)
-                return false;
-        /* every map it uses that bears the name of one of ours must be ours */
-        for (__u32 k = 0; k < info.nr_map_ids; k++) {
-                struct bpf_map_info mi = { 0 };
-                __u32 mlen = sizeof(mi);
-                _cleanup_close_ int mfd = -1;
-                bool ours = false;
-
-                for (int m = 0; m < _MAP_MAX; m++)
-                        ours |= l->map_ids[m] == map_ids[k];
-                if (ours)
-                        continue;
-                mfd = bpf_map_get_fd_by_id(map_ids[k]);
-                if (mfd < 0 || bpf_obj_get_info_by_fd(mfd, &mi, &mlen) < 0)
-                        return false;
-                for (int m = 0; m < _MAP_MAX; m++)
-                        if (streq(mi.name, bpf_map__name(map_of(l->skel, m))))
-                                return false;
-        }
-        return true;
-}
-
-int loader_link_current(struct loader *l, const char *pin)
+int loader_link_current(const struct loader *l, const char *pin)
 {
         struct bpf_link_info info = { 0 };
         __u32 len = sizeof(info);
         _cleanup_close_ int fd = bpf_obj_get(pin);
-        struct prog_verdict *v;
 
         if (fd < 0)
                 return -errno;
         if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
                 return -errno;
-        for (size_t i = 0; i < l->nverdicts; i++)
-                if (l->verdicts[i].id == info.prog_id)
-                        return l->verdicts[i].current;
-        if (grow_array(&l->verdicts, &l->verdicts_cap, l->nverdicts + 1, sizeof(*l->verdicts)) < 0)
-                return -ENOMEM;
-        v = &l->verdicts[l->nverdicts++];
-        v->id = info.prog_id;
-        v->current = prog_current(l, info.prog_id);
-        return v->current;
+        for (int i = 0; i < NPROGS; i++)
+                if (l->prog_ids[i] == info.prog_id)
+                        return 1;
+        return 0;
 }
 
 int loader_take_retired_events(struct loader *l)

@@ -12,11 +12,14 @@
  * the maps pinned and reuses them, so counters, configuration slots and
  * events queued in the ring buffer survive the daemon. A pinned map this
  * build cannot use (other layout, entries or ring buffer size) is replaced,
- * and the links made for it are then migrated by the manager.
+ * and the links made for it are then migrated by the manager. The programs
+ * pinned by an earlier start are used as long as they are this build's, so
+ * that every current link runs one of the programs in use.
  */
 struct loader;
 
 struct loader_opts {
+        const char *layout_path;  /* the map layouts the pins were made for */
         size_t ringbuf_size;      /* bytes, power of two */
         bool no_multi;            /* never use uprobe_multi links */
         unsigned long long wake_bytes;
@@ -40,7 +43,7 @@ bool loader_multi(const struct loader *l);
  * maps? 1: yes, 0: no (it was made by another build, or its programs write
  * to maps that were replaced), or a negative errno (-ENOENT: no such pin).
  */
-int loader_link_current(struct loader *l, const char *pin);
+int loader_link_current(const struct loader *l, const char *pin);
 
 /* The ring buffer replaced at load (another size) whose events are still to
  * be delivered, or -1; the caller takes the fd. */

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <time.h>
 
 #include "access.h"
 #include "config-build.h"
@@ -35,8 +36,8 @@ static void help(void)
                "The utrace daemon: attaches uprobes, uretprobes and USDT probes on request\n"
                "and streams their events to clients of its UNIX socket.\n"
                "\n"
-               "Options (they override utraced.conf):\n"
-               "  -c, --config FILE       configuration file (default " DEFAULT_CONFIG ")\n"
+               "Options:\n"
+               "      --config FILE       configuration file (default " DEFAULT_CONFIG ")\n"
                "      --check-config      check the configuration file and every probe of the\n"
                "                          probes directory, print errors as FILE:LINE: message,\n"
                "                          and exit (1 if there are errors)\n"
@@ -57,7 +58,8 @@ static void help(void)
                "  -h, --help              show this help and exit\n"
                "  -V, --version           show the version and exit\n"
                "\n"
-               "SIGHUP reloads the configuration. See utraced(8) and utraced.conf(5).\n");
+               "Command-line options override utraced.conf; SIGHUP reloads it.\n"
+               "See utraced(8) and utraced.conf(5).\n");
 }
 
 static int cli_setting(struct options *o, enum config_key key, const char *option,
@@ -75,9 +77,9 @@ static int cli_setting(struct options *o, enum config_key key, const char *optio
 static int parse_args(int argc, char **argv, struct options *o)
 {
         enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_GROUP, OPT_NO_MULTI, OPT_LOG, OPT_PURGE,
-               OPT_CHECK };
+               OPT_CONFIG, OPT_CHECK };
         static const struct option longopts[] = {
-                { "config", required_argument, NULL, 'c' },
+                { "config", required_argument, NULL, OPT_CONFIG },
                 { "check-config", no_argument, NULL, OPT_CHECK },
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, 'b' },
@@ -94,9 +96,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         };
         int c, r = 0;
 
-        while ((c = getopt_long(argc, argv, "c:s:b:d:hV", longopts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "s:b:d:hV", longopts, NULL)) >= 0) {
                 switch (c) {
-                case 'c':
+                case OPT_CONFIG:
                         o->config_path = optarg;
                         o->config_given = true;
                         break;
@@ -136,10 +138,12 @@ static int purge(const struct config_settings *o)
                 log_error("cannot remove %s: %s", o->bpffs_root, strerror(-r));
                 return 1;
         }
-        snprintf(path, sizeof(path), "%s/state.json", o->state_dir);
-        if (unlink(path) < 0 && errno != ENOENT) {
-                log_error("cannot remove %s: %s", path, strerror(errno));
-                return 1;
+        for (const char *f = "state.json\0layout\0"; *f; f += strlen(f) + 1) {
+                snprintf(path, sizeof(path), "%s/%s", o->state_dir, f);
+                if (unlink(path) < 0 && errno != ENOENT) {
+                        log_error("cannot remove %s: %s", path, strerror(errno));
+                        return 1;
+                }
         }
         log_info("removed every probe and pin under %s", o->bpffs_root);
         return 0;
@@ -186,7 +190,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
         (void)s;
         (void)si;
+        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", now_ns(CLOCK_MONOTONIC) / 1000);
         config_reload(userdata, NULL, &err); /* logs what changed, or why nothing did */
+        sd_notify(0, "READY=1");
         return 0;
 }
 

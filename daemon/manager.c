@@ -924,7 +924,13 @@ int manager_new(const struct manager_opts *opts, struct manager **ret, struct er
                 return error_set(err, E_INTERNAL, r, "cannot create %s: %s", opts->state_dir,
                                  strerror(-r));
         }
-        r = loader_open(opts->bpffs_root, &opts->loader, &m->loader, err);
+        {
+                struct loader_opts lo = opts->loader;
+
+                snprintf(path, sizeof(path), "%s/layout", opts->state_dir);
+                lo.layout_path = path;
+                r = loader_open(opts->bpffs_root, &lo, &m->loader, err);
+        }
         if (r < 0) {
                 manager_free(m);
                 return r;

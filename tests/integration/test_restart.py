@@ -265,6 +265,39 @@ class AlwaysOn(UtraceTest):
         self.assertEqual(self.c.quiet(), [])
         self.assertEqual(self.stats(p["id"])["hits"], 4)
 
+    def test_layout_change_within_the_same_size(self):
+        """A build whose maps keep their sizes but change their layout: the
+        digests recorded at the last start tell, and those maps are replaced."""
+        p = self.attach(f"uprobe:{TARGET}:ut_add", args=["a=arg0"])
+        f = self.fixture()
+        f.cmd("add 1 0 2")   # waits in the ring buffer
+        self.c.close()
+        self.daemon.stop()
+        layout = os.path.join(self.daemon.state, "layout")
+        with open(layout) as lf:
+            lines = dict(line.split() for line in lf.read().splitlines())
+        self.assertEqual(sorted(lines), sorted(["probes", "sites", "stats", "events", "lat",
+                                                "aggs", "agg_nkeys", "globals", "records"]))
+        lines["stats"] = "%016x" % (int(lines["stats"], 16) ^ 1)
+        lines["records"] = "%016x" % (int(lines["records"], 16) ^ 1)
+        with open(layout, "w") as lf:
+            lf.write("".join(f"{k} {v}\n" for k, v in lines.items()))
+        self.daemon.start()
+        self.c = self.client()
+        log = self.daemon.log().split("received Terminated")[-1]
+        self.assertIn("map stats: the pinned one has another layout: replaced; its contents "
+                      "(every probe's counters) are not carried over", log)
+        self.assertIn("map events: the pinned ring buffer holds records of another format: "
+                      "replaced; the 176 bytes of events it held are dropped", log)
+        self.assertNotIn("map probes:", log)
+        self.assertIn(f"probe {p['id']} (uprobe:{TARGET}:ut_add) migrated to this build", log)
+        self.assertEqual(self.stats(p["id"])["hits"], 0)   # a new stats map
+        self.c.call("subscribe")
+        f.cmd("add 2 0 2")
+        self.assertEqual([e["args"]["a"] for e in self.c.events(2)], [2, 2])
+        self.assertEqual(self.c.quiet(), [])
+        self.assertEqual(self.stats(p["id"])["hits"], 2)
+
     def test_deleted_or_replaced_target(self):
         copy = os.path.join(self.daemon.dir, "target-copy")
         shutil.copy2(TARGET, copy)
