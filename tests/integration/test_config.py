@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 
-from harness import TARGET, UTRACED, Daemon, RpcError, UtraceTest
+from harness import TARGET, UTRACED, Daemon, UtraceTest
+from test_access import USER, connect_as
 
 COUNT_ADD = f"""[Probe]
 Name=add-count
@@ -233,6 +234,15 @@ Spec=uprobe:{TARGET}:no_such_function
         self.c = self.client()
         self.assertEqual(sorted(self.configured()), ["add-count", "neg"])
         self.assertEqual(self.daemon.links(before["greet"]["id"]), [])
+
+    def test_unprivileged_users_neither_see_nor_reload_the_configuration(self):
+        os.chmod(self.daemon.dir, 0o755)  # the socket inside is world-connectable
+        u = connect_as(self.daemon.socket, USER, USER)
+        self.addCleanup(u.close)
+        self.assertRpcError("permission-denied", u.call, "reload")
+        self.assertEqual(u.call("list")["probes"], [])
+        self.assertNotIn("config", u.call("status"))
+        self.assertIn("config", self.c.call("status"))
 
     def test_probe_that_cannot_attach_at_start_is_reported(self):
         self.daemon.write_probes("30-bad.conf",
