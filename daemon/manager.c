@@ -265,7 +265,8 @@ fail:
         return r;
 }
 
-void manager_detach(struct manager *m, struct probe *p)
+/* Detach without writing the state file: callers write it once per batch. */
+static void detach_one(struct manager *m, struct probe *p)
 {
         write_cfg(m, p, false);
         probe_unpin(p, m->root);
@@ -274,14 +275,32 @@ void manager_detach(struct manager *m, struct probe *p)
         unregister_probe(m, p);
         log_info("probe %llu detached: %s", (unsigned long long)p->id, p->spec.text);
         probe_free(p);
-        save(m);
+}
+
+void manager_detach(struct manager *m, struct probe *p)
+{
+        manager_detach_many(m, &p, 1);
+}
+
+void manager_detach_many(struct manager *m, struct probe *const *ps, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                detach_one(m, ps[i]);
+        if (n)
+                save(m);
 }
 
 void manager_client_gone(struct manager *m, void *client)
 {
+        size_t n = 0;
+
         for (size_t i = m->nprobes; i > 0; i--)
-                if (m->probes[i - 1]->client == client)
-                        manager_detach(m, m->probes[i - 1]);
+                if (m->probes[i - 1]->client == client) {
+                        detach_one(m, m->probes[i - 1]);
+                        n++;
+                }
+        if (n)
+                save(m);
 }
 
 struct probe *manager_find(struct manager *m, uint64_t id)

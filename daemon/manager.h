@@ -30,6 +30,8 @@ int manager_attach(struct manager *m, struct probe_spec *spec, const char *reque
                    void *client, struct probe **ret, struct error *err);
 /* Detach and forget p. */
 void manager_detach(struct manager *m, struct probe *p);
+/* Detach n probes; the state file is written once for all of them. */
+void manager_detach_many(struct manager *m, struct probe *const *ps, size_t n);
 /* Detach every transient probe owned by client. */
 void manager_client_gone(struct manager *m, void *client);
 

@@ -337,19 +337,22 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
 {
         struct manager *m = server_manager(c->srv);
         _cleanup_free_ uint64_t *ids = NULL;
+        _cleanup_free_ struct probe **probes = NULL;
+        bool seen[UT_MAX_PROBES] = { false };
+        size_t nprobes = 0;
         json_object *all, *done;
         int n;
 
         if (params && json_object_object_get_ex(params, "all", &all) &&
             json_object_get_boolean(all)) {
                 size_t np;
-                struct probe *const *probes = manager_probes(m, &np);
+                struct probe *const *all_probes = manager_probes(m, &np);
 
                 ids = calloc(np ? np : 1, sizeof(uint64_t));
                 if (!ids)
                         return -ENOMEM;
                 for (size_t i = 0; i < np; i++)
-                        ids[i] = probes[i]->id;
+                        ids[i] = all_probes[i]->id;
                 n = (int)np;
         } else {
                 n = param_ids(params, &ids, err);
@@ -362,15 +365,20 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
                         if (!find_probe(c, ids[i], err))
                                 return -ENOENT; /* nothing is detached unless all exist */
         }
+        probes = calloc(n ? n : 1, sizeof(*probes));
+        if (!probes)
+                return -ENOMEM;
         done = json_object_new_array();
         for (int i = 0; i < n; i++) {
                 struct probe *p = manager_find(m, ids[i]);
 
-                if (!p)
-                        continue;
-                manager_detach(m, p);
+                if (!p || seen[p->slot])
+                        continue; /* an id given twice is detached once */
+                seen[p->slot] = true;
+                probes[nprobes++] = p;
                 json_object_array_add(done, u64(ids[i]));
         }
+        manager_detach_many(m, probes, nprobes);
         *result = json_object_new_object();
         add(*result, "detached", done);
         return 0;
