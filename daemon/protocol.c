@@ -493,7 +493,7 @@ static int m_stats(struct client *c, json_object *params, json_object **result, 
                 add(o, "subscribed", json_object_new_boolean(k->subscribed));
                 add(o, "delivered", u64(k->delivered));
                 add(o, "dropped", u64(k->dropped));
-                add(o, "queued_bytes", u64(k->out.len));
+                add(o, "queued_bytes", u64(client_queued(k)));
                 json_object_array_add(clients, o);
         }
         *result = json_object_new_object();

@@ -53,7 +53,7 @@ static void update_events(struct client *c)
 {
         uint32_t want = c->eof ? 0 : EPOLLIN;
 
-        if (c->out.len)
+        if (client_queued(c))
                 want |= EPOLLOUT;
         sd_event_source_set_io_events(c->src, want);
 }
@@ -63,7 +63,7 @@ static void report_losses(struct client *c)
         char msg[160];
         int n;
 
-        if (!c->dropped_unsent || c->out.len > c->srv->opts.queue_max / 2)
+        if (!c->dropped_unsent || client_queued(c) > c->srv->opts.queue_max / 2)
                 return;
         n = snprintf(msg, sizeof(msg),
                      "{\"jsonrpc\":\"2.0\",\"method\":\"lost\",\"params\":{\"count\":%llu,"
@@ -73,11 +73,17 @@ static void report_losses(struct client *c)
         c->dropped_unsent = 0;
 }
 
-/* Write what can be written; false when the client is gone. */
+/*
+ * Write what can be written; false when the client is gone. What was written
+ * is dropped from the buffer only once it is at least half of it, so a
+ * client that takes a little at a time does not cost a move of everything
+ * queued behind it on every write.
+ */
 static bool client_flush(struct client *c)
 {
-        while (c->out.len) {
-                ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (client_queued(c)) {
+                ssize_t n = send(c->fd, c->out.data + c->out_sent, client_queued(c),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -87,15 +93,22 @@ static bool client_flush(struct client *c)
                         client_free(c);
                         return false;
                 }
-                buf_consume(&c->out, n);
-                if (!c->out.len)
+                c->out_sent += n;
+                if (!client_queued(c)) {
+                        buf_reset(&c->out);
+                        c->out_sent = 0;
                         report_losses(c);
+                }
         }
-        if (!c->out.len && (c->closing || (c->eof && !c->in.len))) {
+        if (c->out_sent > c->out.len / 2) {
+                buf_consume(&c->out, c->out_sent);
+                c->out_sent = 0;
+        }
+        if (!client_queued(c) && (c->closing || (c->eof && !c->in.len))) {
                 client_free(c);
                 return false;
         }
-        if (c->out.len > c->srv->opts.queue_max + REPLY_SLACK) {
+        if (client_queued(c) > c->srv->opts.queue_max + REPLY_SLACK) {
                 log_warning("client %llu (pid %d) does not read its replies: disconnected",
                             (unsigned long long)c->id, (int)c->cred.pid);
                 client_free(c);
@@ -156,7 +169,7 @@ static bool deliver(struct probe *p, const char *line, size_t len, void *userdat
                 if (!wants(c, p))
                         continue;
                 any = true;
-                if (c->out.len + len > s->opts.queue_max) {
+                if (client_queued(c) + len > s->opts.queue_max) {
                         c->dropped++;
                         c->dropped_unsent++;
                         continue;
@@ -174,7 +187,7 @@ static void flush_all(void *userdata)
 
         for (; c; c = next) {
                 next = c->next;
-                if (c->out.len)
+                if (client_queued(c))
                         client_flush(c);
         }
 }

@@ -28,6 +28,7 @@ struct client {
         struct ucred cred;
         struct buf in;
         struct buf out;
+        size_t out_sent;   /* bytes at the start of out already written */
         bool eof;          /* the peer will send nothing more */
         bool closing;      /* close once the output is written */
         bool subscribed;
@@ -54,6 +55,12 @@ struct events *server_events(struct server *s);
 struct client *server_clients(struct server *s);
 const char *server_socket_path(struct server *s);
 uint64_t server_started(struct server *s);
+
+/* Bytes queued for the client and not yet written. */
+static inline size_t client_queued(const struct client *c)
+{
+        return c->out.len - c->out_sent;
+}
 
 /* Append a response or notification (never dropped) and write it out. */
 void client_send(struct client *c, const char *data, size_t len);
