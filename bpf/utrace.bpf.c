@@ -108,6 +108,44 @@ extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_p
 #define COUNT(st, field) __sync_fetch_and_add(&(st)->field, 1)
 
 /*
+ * A register by its offset in pt_regs: direct context loads, the argument
+ * registers first. The verifier allows only constant offsets into the
+ * context, so each load is written out; as plain C, the compiler would merge
+ * them into one load from ctx + off.
+ */
+#define CTX_REG(ctx, off)                                                      \
+        ({                                                                     \
+                __u64 __v;                                                     \
+                asm volatile("%[v] = *(u64 *)(%[c] + %[o])"                    \
+                             : [v] "=r"(__v) : [c] "r"(ctx), [o] "i"(off));     \
+                __v;                                                           \
+        })
+
+static __always_inline __u64 reg_value(struct pt_regs *ctx, __u16 off)
+{
+        switch (off) {
+        case UT_REG_DI: return CTX_REG(ctx, UT_REG_DI);
+        case UT_REG_SI: return CTX_REG(ctx, UT_REG_SI);
+        case UT_REG_DX: return CTX_REG(ctx, UT_REG_DX);
+        case UT_REG_CX: return CTX_REG(ctx, UT_REG_CX);
+        case UT_REG_R8: return CTX_REG(ctx, UT_REG_R8);
+        case UT_REG_R9: return CTX_REG(ctx, UT_REG_R9);
+        case UT_REG_SP: return CTX_REG(ctx, UT_REG_SP);
+        case UT_REG_AX: return CTX_REG(ctx, UT_REG_AX);
+        case UT_REG_BX: return CTX_REG(ctx, UT_REG_BX);
+        case UT_REG_BP: return CTX_REG(ctx, UT_REG_BP);
+        case UT_REG_R10: return CTX_REG(ctx, UT_REG_R10);
+        case UT_REG_R11: return CTX_REG(ctx, UT_REG_R11);
+        case UT_REG_R12: return CTX_REG(ctx, UT_REG_R12);
+        case UT_REG_R13: return CTX_REG(ctx, UT_REG_R13);
+        case UT_REG_R14: return CTX_REG(ctx, UT_REG_R14);
+        case UT_REG_R15: return CTX_REG(ctx, UT_REG_R15);
+        case UT_REG_IP: return CTX_REG(ctx, UT_REG_IP);
+        }
+        return 0;
+}
+
+/*
  * The non-static __noinline functions below are BPF global functions: the
  * verifier checks each once, on its own, instead of once per path through
  * the handler. Their pointer arguments may be NULL as far as it knows.
@@ -124,10 +162,7 @@ __noinline __u64 ut_arg(struct pt_regs *ctx, const struct ut_site *site, __u32 i
                 return a->val_off;
         if (a->type != UT_ARG_REG && a->type != UT_ARG_REG_DEREF)
                 return 0;
-        if (a->reg_off > UT_REG_SP)
-                return 0;
-        if (bpf_probe_read_kernel(&base, sizeof(base), (void *)ctx + a->reg_off))
-                return 0;
+        base = reg_value(ctx, a->reg_off);
         if (a->type == UT_ARG_REG) {
                 v = base;
         } else {
