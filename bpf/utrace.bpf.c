@@ -532,7 +532,7 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         if (nvals > UT_MAX_VALS)
                 nvals = UT_MAX_VALS;
         sbase = sizeof(*e) + 8 * nvals;
-        now = bpf_ktime_get_ns();
+        now = p->flags & UT_P_NO_HEADER ? 0 : bpf_ktime_get_ns();
         pid_tgid = bpf_get_current_pid_tgid();
 
         if (is_ret && latency) {
@@ -567,12 +567,16 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                 e->retval = is_ret ? PT_REGS_RC(ctx) : 0;
                 e->pid = pid_tgid >> 32;
                 e->tid = (__u32)pid_tgid;
-                e->uid = (__u32)bpf_get_current_uid_gid();
                 e->loc = cookie >> 32;
                 e->nvals = nvals;
                 e->nstrs = p->nstrs;
                 e->flags = is_ret ? UT_EV_RETURN : 0;
-                bpf_get_current_comm(e->comm, sizeof(e->comm));
+                if (p->flags & UT_P_NO_HEADER) {
+                        e->uid = 0;
+                } else {
+                        e->uid = (__u32)bpf_get_current_uid_gid();
+                        bpf_get_current_comm(e->comm, sizeof(e->comm));
+                }
                 fill_values(ctx, site, p, (void *)(s->rec + sizeof(*e)), is_ret, e->retval);
 
                 off = sbase;

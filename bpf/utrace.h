@@ -116,6 +116,7 @@ enum ut_mode {
 enum ut_probe_flags {
         UT_P_ENABLED = 1 << 0,
         UT_P_LATENCY = 1 << 1, /* entry stores, return emits with latency */
+        UT_P_NO_HEADER = 1 << 2, /* an aggregation that needs no ts, uid or comm */
 };
 
 struct ut_probe {
