@@ -574,8 +574,11 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                 if (p->flags & UT_P_NO_HEADER) {
                         e->uid = 0;
                 } else {
+                        struct task_struct *task = bpf_get_current_task_btf();
+
                         e->uid = (__u32)bpf_get_current_uid_gid();
-                        bpf_get_current_comm(e->comm, sizeof(e->comm));
+                        /* two loads instead of the helper's byte-wise copy */
+                        __builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
                 }
                 fill_values(ctx, site, p, (void *)(s->rec + sizeof(*e)), is_ret, e->retval);
 
