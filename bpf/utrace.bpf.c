@@ -388,6 +388,10 @@ __noinline int ut_aggregate(const struct ut_probe *p, __u32 slot, struct ut_scra
 
         if (!p || !s || !st)
                 return 0;
+        if (p->mode == UT_MODE_COUNT && p->key_src == UT_SRC_NONE) {
+                COUNT(st, aggregated); /* kept in the per-CPU stats alone */
+                return 0;
+        }
         e = (const void *)s->rec;
         vals = (const void *)(s->rec + sizeof(*e));
 
@@ -515,6 +519,11 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         latency = p->flags & UT_P_LATENCY;
         if (!(is_ret && latency))
                 COUNT(st, hits);
+        if (p->mode == UT_MODE_COUNT && p->key_src == UT_SRC_NONE && !p->npreds && !latency) {
+                /* a count keyed by nothing and filtered by nothing: the hit itself */
+                COUNT(st, aggregated);
+                return 0;
+        }
 
         if (sleepable && !(is_ret && latency))
                 fault_in_strings(ctx, site, p, is_ret, st);

@@ -137,7 +137,8 @@ struct ut_probe {
         struct ut_pred preds[UT_MAX_PREDS];
 };
 
-/* Per-probe counters, per CPU; the daemon sums them. */
+/* Per-probe counters, per CPU; the daemon sums them. A count aggregation
+ * keyed by nothing lives in aggregated alone, with no entry in aggs. */
 struct ut_stats {
         __u64 hits;        /* invocations (entries for latency probes) */
         __u64 filtered;    /* dropped by a filter */
