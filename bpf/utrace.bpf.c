@@ -124,6 +124,44 @@ extern int bpf_copy_from_user_str(void *dst, __u32 dst__sz, const void *unsafe_p
 #endif
 
 /*
+ * A register by its offset in pt_regs: direct context loads, the argument
+ * registers first. The verifier allows only constant offsets into the
+ * context, so each load is written out; as plain C, the compiler would merge
+ * them into one load from ctx + off.
+ */
+#define CTX_REG(ctx, off)                                                      \
+        ({                                                                     \
+                __u64 __v;                                                     \
+                asm volatile("%[v] = *(u64 *)(%[c] + %[o])"                    \
+                             : [v] "=r"(__v) : [c] "r"(ctx), [o] "i"(off));     \
+                __v;                                                           \
+        })
+
+static __always_inline __u64 reg_value(struct pt_regs *ctx, __u16 off)
+{
+        switch (off) {
+        case UT_REG_DI: return CTX_REG(ctx, UT_REG_DI);
+        case UT_REG_SI: return CTX_REG(ctx, UT_REG_SI);
+        case UT_REG_DX: return CTX_REG(ctx, UT_REG_DX);
+        case UT_REG_CX: return CTX_REG(ctx, UT_REG_CX);
+        case UT_REG_R8: return CTX_REG(ctx, UT_REG_R8);
+        case UT_REG_R9: return CTX_REG(ctx, UT_REG_R9);
+        case UT_REG_SP: return CTX_REG(ctx, UT_REG_SP);
+        case UT_REG_AX: return CTX_REG(ctx, UT_REG_AX);
+        case UT_REG_BX: return CTX_REG(ctx, UT_REG_BX);
+        case UT_REG_BP: return CTX_REG(ctx, UT_REG_BP);
+        case UT_REG_R10: return CTX_REG(ctx, UT_REG_R10);
+        case UT_REG_R11: return CTX_REG(ctx, UT_REG_R11);
+        case UT_REG_R12: return CTX_REG(ctx, UT_REG_R12);
+        case UT_REG_R13: return CTX_REG(ctx, UT_REG_R13);
+        case UT_REG_R14: return CTX_REG(ctx, UT_REG_R14);
+        case UT_REG_R15: return CTX_REG(ctx, UT_REG_R15);
+        case UT_REG_IP: return CTX_REG(ctx, UT_REG_IP);
+        }
+        return 0;
+}
+
+/*
  * The non-static __noinline functions below are BPF global functions: the
  * verifier checks each once, on its own, instead of once per path through
  * the handler. Their pointer arguments may be NULL as far as it knows.
@@ -140,10 +178,7 @@ __noinline __u64 ut_arg(struct pt_regs *ctx, const struct ut_site *site, __u32 i
                 return a->val_off;
         if (a->type != UT_ARG_REG && a->type != UT_ARG_REG_DEREF)
                 return 0;
-        if (a->reg_off > UT_REG_SP)
-                return 0;
-        if (bpf_probe_read_kernel(&base, sizeof(base), (void *)ctx + a->reg_off))
-                return 0;
+        base = reg_value(ctx, a->reg_off);
         if (a->type == UT_ARG_REG) {
                 v = base;
         } else {
@@ -389,6 +424,10 @@ __noinline int ut_aggregate(const struct ut_probe *p, __u32 slot, struct ut_scra
 
         if (!p || !s || !st)
                 return 0;
+        if (p->mode == UT_MODE_COUNT && p->key_src == UT_SRC_NONE) {
+                COUNT(st, aggregated); /* kept in the per-CPU stats alone */
+                return 0;
+        }
         e = (const void *)s->rec;
         vals = (const void *)(s->rec + sizeof(*e));
 
@@ -564,6 +603,11 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                         COUNT(st, filtered);
                 return 0;
         }
+        if (p->mode == UT_MODE_COUNT && p->key_src == UT_SRC_NONE && !p->npreds && !latency) {
+                /* a count keyed by nothing and filtered by nothing: the hit itself */
+                COUNT(st, aggregated);
+                return 0;
+        }
 
         pid_tgid = bpf_get_current_pid_tgid();
         /* the call in flight: the return finds it at SP - 8 (the return address is popped) */
@@ -589,7 +633,7 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
         if (nvals > UT_MAX_VALS)
                 nvals = UT_MAX_VALS;
         sbase = sizeof(*e) + 8 * nvals;
-        now = bpf_ktime_get_ns();
+        now = p->flags & UT_P_NO_HEADER ? 0 : bpf_ktime_get_ns();
 
         if (is_ret && latency) {
                 void *stored = bpf_map_lookup_elem(&lat, &lk);
@@ -618,12 +662,19 @@ static __always_inline int handle(struct pt_regs *ctx, bool is_ret, bool sleepab
                 e->retval = is_ret ? PT_REGS_RC(ctx) : 0;
                 e->pid = pid_tgid >> 32;
                 e->tid = (__u32)pid_tgid;
-                e->uid = (__u32)bpf_get_current_uid_gid();
                 e->loc = cookie >> 32;
                 e->nvals = nvals;
                 e->nstrs = p->nstrs;
                 e->flags = is_ret ? UT_EV_RETURN : 0;
-                bpf_get_current_comm(e->comm, sizeof(e->comm));
+                if (p->flags & UT_P_NO_HEADER) {
+                        e->uid = 0;
+                } else {
+                        struct task_struct *task = bpf_get_current_task_btf();
+
+                        e->uid = (__u32)bpf_get_current_uid_gid();
+                        /* two loads instead of the helper's byte-wise copy */
+                        __builtin_memcpy(e->comm, task->comm, sizeof(e->comm));
+                }
                 fill_values(ctx, site, p, (void *)(s->rec + sizeof(*e)), is_ret, e->retval);
 
                 off = sbase;

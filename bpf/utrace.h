@@ -144,6 +144,7 @@ enum ut_probe_flags {
         UT_P_LATENCY = 1 << 1, /* entry stores, return emits with latency */
         UT_P_OWNED = 1 << 2,   /* hits count only in dumpable processes whose
                                 * effective uid is owner_uid; others are filtered */
+        UT_P_NO_HEADER = 1 << 3, /* an aggregation that needs no ts, uid or comm */
 };
 
 struct ut_probe {
@@ -164,7 +165,8 @@ struct ut_probe {
         struct ut_pred preds[UT_MAX_PREDS];
 };
 
-/* Per-probe counters, per CPU; the daemon sums them. */
+/* Per-probe counters, per CPU; the daemon sums them. A count aggregation
+ * keyed by nothing lives in aggregated alone, with no entry in aggs. */
 struct ut_stats {
         __u64 hits;        /* invocations (entries for latency probes) */
         __u64 filtered;    /* dropped by a filter */

@@ -60,23 +60,26 @@ static int send_all(int fd, const char *s, size_t n)
 
 int rpc_read_line(struct rpc *r, int timeout_ms, char **line, size_t *len)
 {
-        if (r->consumed) {
-                memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
-                r->len -= r->consumed;
-                r->consumed = 0;
-        }
         for (;;) {
-                char *nl = r->len ? memchr(r->buf, '\n', r->len) : NULL;
+                char *start = r->buf ? r->buf + r->consumed : NULL;
+                char *nl = r->len > r->consumed ? memchr(start, '\n', r->len - r->consumed) : NULL;
                 struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
                 ssize_t n;
                 int k;
 
                 if (nl) {
                         *nl = 0;
-                        *line = r->buf;
-                        *len = nl - r->buf;
-                        r->consumed = *len + 1;
+                        *line = start;
+                        *len = nl - start;
+                        r->consumed += *len + 1;
                         return 1;
+                }
+                /* lines handed out are dropped only before reading more: once
+                 * per read, not once per line */
+                if (r->consumed) {
+                        memmove(r->buf, start, r->len - r->consumed);
+                        r->len -= r->consumed;
+                        r->consumed = 0;
                 }
                 k = poll(&pfd, 1, timeout_ms);
                 if (k < 0) {

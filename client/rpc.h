@@ -11,7 +11,7 @@ struct rpc {
         int next_id;
         char *buf;
         size_t len, cap;
-        size_t consumed; /* bytes of the line handed out last */
+        size_t consumed; /* bytes at the start of buf already handed out */
 };
 
 int rpc_connect(struct rpc *r, const char *path);

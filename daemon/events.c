@@ -238,7 +238,11 @@ int events_new(sd_event *loop, struct manager *m, uint64_t flush_ns, const struc
                 ev->cons_pos = c == MAP_FAILED ? NULL : c;
                 ev->prod_pos = pp == MAP_FAILED ? NULL : pp;
         }
-        r = sd_event_add_io(loop, &ev->io, ring_buffer__epoll_fd(ev->rb), EPOLLIN, on_readable, ev);
+        /* edge-triggered: only the wakeups the programs ask for (above the
+         * watermark, or the first record in 2 ms) dispatch a drain; level-
+         * triggered, any turn of the loop with a record pending would */
+        r = sd_event_add_io(loop, &ev->io, ring_buffer__epoll_fd(ev->rb), EPOLLIN | EPOLLET,
+                            on_readable, ev);
         if (r >= 0)
                 r = sd_event_source_set_enabled(ev->io, SD_EVENT_OFF);
         if (r >= 0)

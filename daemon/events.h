@@ -11,7 +11,8 @@
  * Drains the ring buffer. A busy probe wakes the daemon once per watermark
  * (the BPF side sets BPF_RB_NO_WAKEUP below it); a short one-shot timer,
  * armed only after a drain that found records, picks up the tail. An idle
- * daemon has no timer running.
+ * daemon has no timer running. The ring buffer is watched edge-triggered, so
+ * that other work of the loop does not turn into a drain per turn.
  *
  * Each record is formatted once and handed to deliver(); flush() runs after
  * each drain so that sockets see one write per batch. When the BPF side

@@ -45,26 +45,65 @@ void buf_putc(struct buf *b, char c)
         b->data[b->len++] = c;
 }
 
-void buf_u64(struct buf *b, uint64_t v)
-{
-        char tmp[24];
-        int i = sizeof(tmp);
+/*
+ * The writers below put bytes at p, which the caller has reserved room for,
+ * and return the new end: no bounds check, no call per piece.
+ */
+#define U64_MAX_DIGITS 20
+#define JSON_STR_MAX(n) (6 * (n) + 2) /* every byte as \u00XX, and quotes */
 
-        do {
-                tmp[--i] = (char)('0' + v % 10);
-                v /= 10;
-        } while (v);
-        buf_put(b, tmp + i, sizeof(tmp) - i);
+static char *put_u64(char *p, uint64_t v)
+{
+        static const char pairs[] =
+                "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                "8081828384858687888990919293949596979899";
+        static const uint64_t pow10[U64_MAX_DIGITS] = {
+                1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+                100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+                1000000000000ULL, 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+                10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL,
+                10000000000000000000ULL,
+        };
+        /* digits first (log10 from the bit length, then one comparison), then
+         * written in place from the end: no temporary to copy */
+        unsigned t = (64 - __builtin_clzll(v | 1)) * 1233 >> 12;
+        char *end = p + t + (v >= pow10[t]) + (v == 0);
+
+        p = end;
+        while (v >= 100000000) {
+                /* eight digits at a time in 32-bit arithmetic */
+                uint32_t lo = (uint32_t)(v % 100000000);
+
+                v /= 100000000;
+                for (int k = 0; k < 4; k++) {
+                        p -= 2;
+                        memcpy(p, pairs + (lo % 100) * 2, 2);
+                        lo /= 100;
+                }
+        }
+        while (v >= 100) {
+                unsigned d = (unsigned)(v % 100) * 2;
+
+                v /= 100;
+                p -= 2;
+                memcpy(p, pairs + d, 2);
+        }
+        if (v >= 10) {
+                p -= 2;
+                memcpy(p, pairs + v * 2, 2);
+        } else {
+                *--p = (char)('0' + v);
+        }
+        return end;
 }
 
-void buf_s64(struct buf *b, int64_t v)
+static char *put_s64(char *p, int64_t v)
 {
-        if (v < 0) {
-                buf_putc(b, '-');
-                buf_u64(b, (uint64_t)0 - (uint64_t)v);
-        } else {
-                buf_u64(b, (uint64_t)v);
-        }
+        if (v >= 0)
+                return put_u64(p, (uint64_t)v);
+        *p++ = '-';
+        return put_u64(p, (uint64_t)0 - (uint64_t)v);
 }
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
@@ -73,8 +112,6 @@ static size_t utf8_len(const unsigned char *s, size_t n)
         size_t len;
         uint32_t cp;
 
-        if (s[0] < 0x80)
-                return 1;
         if ((s[0] & 0xe0) == 0xc0) {
                 len = 2;
                 cp = s[0] & 0x1f;
@@ -100,45 +137,70 @@ static size_t utf8_len(const unsigned char *s, size_t n)
         return len;
 }
 
-void buf_json_str(struct buf *b, const char *s, size_t n)
+/* Bytes that a JSON string cannot hold as they are: controls, quote,
+ * backslash, and (to be checked as UTF-8) everything above ASCII. */
+static const bool special[256] = {
+        [0x00 ... 0x1f] = true, ['"'] = true, ['\\'] = true, [0x80 ... 0xff] = true,
+};
+
+/* A JSON string literal of s: at most JSON_STR_MAX(n) bytes. */
+static char *put_json_str(char *p, const char *s, size_t n)
 {
         static const char hex[] = "0123456789abcdef";
         const unsigned char *u = (const unsigned char *)s;
-        size_t i = 0, run = 0;
+        size_t i = 0;
 
-        buf_putc(b, '"');
+        *p++ = '"';
         while (i < n) {
                 unsigned char c = u[i];
                 size_t l;
 
-                if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+                if (!special[c]) {
+                        *p++ = (char)c;
                         i++;
-                        run++;
                         continue;
                 }
-                buf_put(b, s + i - run, run);
-                run = 0;
                 if (c >= 0x80 && (l = utf8_len(u + i, n - i))) {
-                        buf_put(b, s + i, l);
+                        memcpy(p, s + i, l);
+                        p += l;
                         i += l;
                         continue;
                 }
+                *p++ = '\\';
                 switch (c) {
-                case '"': buf_put(b, "\\\"", 2); break;
-                case '\\': buf_put(b, "\\\\", 2); break;
-                case '\n': buf_put(b, "\\n", 2); break;
-                case '\t': buf_put(b, "\\t", 2); break;
-                case '\r': buf_put(b, "\\r", 2); break;
-                default: {
-                        char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-
-                        buf_put(b, e, 6);
-                }
+                case '"': *p++ = '"'; break;
+                case '\\': *p++ = '\\'; break;
+                case '\n': *p++ = 'n'; break;
+                case '\t': *p++ = 't'; break;
+                case '\r': *p++ = 'r'; break;
+                default:
+                        memcpy(p, "u00", 3);
+                        p[3] = hex[c >> 4];
+                        p[4] = hex[c & 15];
+                        p += 5;
                 }
                 i++;
         }
-        buf_put(b, s + i - run, run);
-        buf_putc(b, '"');
+        *p++ = '"';
+        return p;
+}
+
+void buf_u64(struct buf *b, uint64_t v)
+{
+        if (reserve(b, U64_MAX_DIGITS))
+                b->len = put_u64(b->data + b->len, v) - b->data;
+}
+
+void buf_s64(struct buf *b, int64_t v)
+{
+        if (reserve(b, U64_MAX_DIGITS + 1))
+                b->len = put_s64(b->data + b->len, v) - b->data;
+}
+
+void buf_json_str(struct buf *b, const char *s, size_t n)
+{
+        if (reserve(b, JSON_STR_MAX(n)))
+                b->len = put_json_str(b->data + b->len, s, n) - b->data;
 }
 
 void buf_consume(struct buf *b, size_t n)
@@ -151,7 +213,19 @@ void buf_consume(struct buf *b, size_t n)
         b->len -= n;
 }
 
-#define LIT(b, s) buf_put(b, s, sizeof(s) - 1)
+#define LIT(p, s) (memcpy(p, s, sizeof(s) - 1), (p) += sizeof(s) - 1)
+
+/* A field name: an identifier (the spec grammar checks), so nothing to escape. */
+static char *put_name(char *p, const struct probe_field *f)
+{
+        size_t n = strnlen(f->name, sizeof(f->name));
+
+        *p++ = '"';
+        memcpy(p, f->name, n);
+        p += n;
+        *p++ = '"';
+        return p;
+}
 
 bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t size,
                   uint64_t realtime_offset)
@@ -160,8 +234,9 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
         const __u64 *vals = (const __u64 *)((const char *)rec + sizeof(*e));
         const struct ut_str *strs[UT_MAX_STRS] = { 0 };
         const struct probe_location *loc;
-        size_t off, start = b->len;
+        size_t off, loc_len = 0, bound;
         bool first = true;
+        char *w;
 
         if (size < sizeof(*e) || e->size > size || e->nvals > UT_MAX_VALS ||
             e->nstrs > UT_MAX_STRS || sizeof(*e) + 8u * e->nvals > e->size)
@@ -176,66 +251,78 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 strs[h->slot] = h;
                 off += sizeof(*h) + ((h->len + 3u) & ~3u);
         }
-
-        LIT(b, "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"probe\":");
-        buf_u64(b, p->id);
-        LIT(b, ",\"ts\":");
-        buf_u64(b, e->ts + realtime_offset);
-        LIT(b, ",\"pid\":");
-        buf_u64(b, e->pid);
-        LIT(b, ",\"tid\":");
-        buf_u64(b, e->tid);
-        LIT(b, ",\"uid\":");
-        buf_u64(b, e->uid);
-        LIT(b, ",\"comm\":");
-        buf_json_str(b, e->comm, strnlen(e->comm, sizeof(e->comm)));
         loc = probe_location(p, e->loc);
-        if (loc && (p->nlocs > 1 || p->spec.type == PROBE_USDT || spec_has_glob(p->spec.symbol))) {
-                LIT(b, ",\"location\":");
-                buf_json_str(b, loc->name, strlen(loc->name));
+        if (loc && (p->nlocs > 1 || p->spec.type == PROBE_USDT || spec_has_glob(p->spec.symbol)))
+                loc_len = strlen(loc->name);
+        else
+                loc = NULL;
+
+        /* room for the longest line this record can make: then no more checks */
+        bound = 512 + 8 * U64_MAX_DIGITS + JSON_STR_MAX(UT_COMM_LEN) + JSON_STR_MAX(loc_len) +
+                JSON_STR_MAX(e->size) +
+                p->nfields * (3 * JSON_STR_MAX(SPEC_NAME_MAX) + U64_MAX_DIGITS + 8);
+        if (!reserve(b, bound))
+                return false;
+        w = b->data + b->len;
+
+        LIT(w, "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"probe\":");
+        w = put_u64(w, p->id);
+        LIT(w, ",\"ts\":");
+        w = put_u64(w, e->ts + realtime_offset);
+        LIT(w, ",\"pid\":");
+        w = put_u64(w, e->pid);
+        LIT(w, ",\"tid\":");
+        w = put_u64(w, e->tid);
+        LIT(w, ",\"uid\":");
+        w = put_u64(w, e->uid);
+        LIT(w, ",\"comm\":");
+        w = put_json_str(w, e->comm, strnlen(e->comm, sizeof(e->comm)));
+        if (loc) {
+                LIT(w, ",\"location\":");
+                w = put_json_str(w, loc->name, loc_len);
         }
         if (e->flags & UT_EV_RETURN) {
                 uint64_t rv = ut_cast(e->retval, p->retval_cast);
 
-                LIT(b, ",\"retval\":");
+                LIT(w, ",\"retval\":");
                 if (p->retval_cast && !(p->retval_cast & UT_CAST_SIGNED))
-                        buf_u64(b, rv);
+                        w = put_u64(w, rv);
                 else
-                        buf_s64(b, (int64_t)rv);
+                        w = put_s64(w, (int64_t)rv);
         }
         if (e->flags & UT_EV_LATENCY) {
-                LIT(b, ",\"latency_ns\":");
-                buf_u64(b, e->latency_ns);
+                LIT(w, ",\"latency_ns\":");
+                w = put_u64(w, e->latency_ns);
         }
-        LIT(b, ",\"args\":{");
+        LIT(w, ",\"args\":{");
         for (int i = 0; i < p->nfields; i++) {
                 const struct probe_field *f = &p->fields[i];
 
                 if (f->hidden)
                         continue;
                 if (!first)
-                        buf_putc(b, ',');
+                        *w++ = ',';
                 first = false;
-                buf_json_str(b, f->name, strlen(f->name));
-                buf_putc(b, ':');
+                w = put_name(w, f);
+                *w++ = ':';
                 if (!f->is_str) {
                         if (f->index >= e->nvals)
-                                LIT(b, "null");
+                                LIT(w, "null");
                         else if (probe_value_signed(p, f->index, loc))
-                                buf_s64(b, (int64_t)vals[f->index]);
+                                w = put_s64(w, (int64_t)vals[f->index]);
                         else
-                                buf_u64(b, vals[f->index]);
+                                w = put_u64(w, vals[f->index]);
                         continue;
                 }
                 if (f->index >= UT_MAX_STRS || !strs[f->index] ||
                     (strs[f->index]->flags & UT_STR_FAULT))
-                        LIT(b, "null");
+                        LIT(w, "null");
                 else
-                        buf_json_str(b, (const char *)(strs[f->index] + 1), strs[f->index]->len);
+                        w = put_json_str(w, (const char *)(strs[f->index] + 1), strs[f->index]->len);
         }
-        buf_putc(b, '}');
+        *w++ = '}';
         /* strings that could not be read, or were cut, are named, never silent */
-        for (int pass = 0; pass < 2; pass++) {
+        for (int pass = 0; pass < 2 && e->nstrs; pass++) {
                 const uint8_t flag = pass ? UT_STR_TRUNCATED : UT_STR_FAULT;
                 bool any = false;
 
@@ -245,20 +332,19 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                         if (f->hidden || !f->is_str || f->index >= UT_MAX_STRS ||
                             !strs[f->index] || !(strs[f->index]->flags & flag))
                                 continue;
-                        if (!any)
-                                buf_puts(b, pass ? ",\"truncated\":[" : ",\"unreadable\":[");
+                        if (any)
+                                *w++ = ',';
+                        else if (pass)
+                                LIT(w, ",\"truncated\":[");
                         else
-                                buf_putc(b, ',');
+                                LIT(w, ",\"unreadable\":[");
                         any = true;
-                        buf_json_str(b, f->name, strlen(f->name));
+                        w = put_name(w, f);
                 }
                 if (any)
-                        buf_putc(b, ']');
+                        *w++ = ']';
         }
-        LIT(b, "}}\n");
-        if (b->oom) {
-                b->len = start;
-                return false;
-        }
+        LIT(w, "}}\n");
+        b->len = w - b->data;
         return true;
 }

@@ -441,6 +441,22 @@ int manager_aggregations(struct manager *m, const struct probe *p, manager_agg_c
         struct ut_agg_val val;
         bool have = false;
 
+        if (p->cfg.mode == UT_MODE_COUNT && p->cfg.key_src == UT_SRC_NONE) {
+                /* counted per CPU in the stats, without a map entry (utrace.h) */
+                struct ut_stats st;
+                int r = manager_stats(m, p, &st);
+
+                if (r < 0)
+                        return r;
+                memset(&key, 0, sizeof(key));
+                memset(&val, 0, sizeof(val));
+                key.probe = p->slot;
+                val.count = st.aggregated;
+                if (val.count)
+                        cb(&key, &val, userdata);
+                return 0;
+        }
+
         while (bpf_map_get_next_key(fd, have ? &key : NULL, &next) == 0) {
                 key = next;
                 have = true;

@@ -853,6 +853,15 @@ int probe_compile(struct probe *p, struct error *err)
         c->flags = UT_P_ENABLED | (s->latency ? UT_P_LATENCY : 0) |
                    (p->restricted ? UT_P_OWNED : 0);
         c->owner_uid = p->owner;
+        if (c->mode != UT_MODE_EVENTS && !s->latency && c->key_src != UT_SRC_COMM &&
+            c->key_src != UT_SRC_UID) {
+                bool header = false;
+
+                for (int i = 0; i < c->npreds; i++)
+                        header |= c->preds[i].src == UT_SRC_COMM || c->preds[i].src == UT_SRC_UID;
+                if (!header)
+                        c->flags |= UT_P_NO_HEADER; /* the hit skips three helper calls */
+        }
         p->sleepable = c->nstrs > 0;
         return 0;
 }

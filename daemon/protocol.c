@@ -362,6 +362,7 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
         struct manager *m = server_manager(c->srv);
         _cleanup_free_ uint64_t *ids = NULL;
         _cleanup_free_ struct probe **gone = NULL;
+        bool seen[UT_MAX_PROBES] = { false };
         json_object *all, *done, *kept;
         size_t ngone = 0;
         bool everything = false;
@@ -370,15 +371,15 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
         if (params && json_object_object_get_ex(params, "all", &all) &&
             json_object_get_boolean(all)) {
                 size_t np;
-                struct probe *const *probes = manager_probes(m, &np);
+                struct probe *const *all_probes = manager_probes(m, &np);
 
                 ids = calloc(np ? np : 1, sizeof(uint64_t));
                 if (!ids)
                         return -ENOMEM;
                 n = 0;
                 for (size_t i = 0; i < np; i++)
-                        if (client_sees(c, probes[i]))
-                                ids[n++] = probes[i]->id;
+                        if (client_sees(c, all_probes[i]))
+                                ids[n++] = all_probes[i]->id;
                 everything = true;
         } else {
                 n = param_ids(params, &ids, err);
@@ -406,12 +407,10 @@ static int m_detach(struct client *c, json_object *params, json_object **result,
         kept = json_object_new_array();
         for (int i = 0; i < n; i++) {
                 struct probe *p = manager_find(m, ids[i]);
-                bool seen = false;
 
-                for (size_t k = 0; k < ngone; k++)
-                        seen |= gone[k] == p;
-                if (!p || seen)
-                        continue;
+                if (!p || seen[p->slot])
+                        continue; /* an id given twice is detached once */
+                seen[p->slot] = true;
                 if (p->config) {
                         json_object_array_add(kept, u64(ids[i]));
                         continue;
@@ -543,7 +542,7 @@ static int m_stats(struct client *c, json_object *params, json_object **result, 
                 add(o, "subscribed", json_object_new_boolean(k->subscribed));
                 add(o, "delivered", u64(k->delivered));
                 add(o, "dropped", u64(k->dropped));
-                add(o, "queued_bytes", u64(k->out.len));
+                add(o, "queued_bytes", u64(client_queued(k)));
                 json_object_array_add(clients, o);
         }
         *result = json_object_new_object();

@@ -57,7 +57,7 @@ static void update_events(struct client *c)
 {
         uint32_t want = c->eof ? 0 : EPOLLIN;
 
-        if (c->out.len)
+        if (client_queued(c))
                 want |= EPOLLOUT;
         sd_event_source_set_io_events(c->src, want);
 }
@@ -68,7 +68,7 @@ static void report_losses(struct client *c)
         char msg[200];
         int n;
 
-        if (c->out.len > c->srv->opts.queue_max / 2)
+        if (client_queued(c) > c->srv->opts.queue_max / 2)
                 return;
         for (size_t i = 0; i < c->nklost; i++) {
                 n = snprintf(msg, sizeof(msg),
@@ -90,11 +90,17 @@ static void report_losses(struct client *c)
         c->dropped_unsent = 0;
 }
 
-/* Write what can be written; false when the client is gone. */
+/*
+ * Write what can be written; false when the client is gone. What was written
+ * is dropped from the buffer only once it is at least half of it, so a
+ * client that takes a little at a time does not cost a move of everything
+ * queued behind it on every write.
+ */
 static bool client_flush(struct client *c)
 {
-        while (c->out.len) {
-                ssize_t n = send(c->fd, c->out.data, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (client_queued(c)) {
+                ssize_t n = send(c->fd, c->out.data + c->out_sent, client_queued(c),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -104,15 +110,22 @@ static bool client_flush(struct client *c)
                         client_free(c);
                         return false;
                 }
-                buf_consume(&c->out, n);
-                if (!c->out.len)
+                c->out_sent += n;
+                if (!client_queued(c)) {
+                        buf_reset(&c->out);
+                        c->out_sent = 0;
                         report_losses(c);
+                }
         }
-        if (!c->out.len && (c->closing || (c->eof && !c->in.len))) {
+        if (c->out_sent > c->out.len / 2) {
+                buf_consume(&c->out, c->out_sent);
+                c->out_sent = 0;
+        }
+        if (!client_queued(c) && (c->closing || (c->eof && !c->in.len))) {
                 client_free(c);
                 return false;
         }
-        if (c->out.len > c->srv->opts.queue_max + REPLY_SLACK) {
+        if (client_queued(c) > c->srv->opts.queue_max + REPLY_SLACK) {
                 log_warning("client %llu (pid %d) does not read its replies: disconnected",
                             (unsigned long long)c->id, (int)c->who.pid);
                 client_free(c);
@@ -179,7 +192,7 @@ static bool deliver(struct probe *p, const char *line, size_t len, void *userdat
                 if (!wants(c, p))
                         continue;
                 any = true;
-                if (c->out.len + len > s->opts.queue_max) {
+                if (client_queued(c) + len > s->opts.queue_max) {
                         c->dropped++;
                         c->dropped_unsent++;
                         continue;
@@ -242,7 +255,7 @@ static void flush_all(void *userdata)
 
         for (; c; c = next) {
                 next = c->next;
-                if (c->out.len)
+                if (client_queued(c))
                         client_flush(c);
         }
 }
@@ -474,23 +487,24 @@ static void flush_at_exit(struct server *s)
         uint64_t deadline = now_ns(CLOCK_MONOTONIC) + EXIT_FLUSH_NS;
 
         for (struct client *c = s->clients; c; c = c->next) {
-                while (c->out.len) {
+                while (client_queued(c)) {
                         uint64_t now = now_ns(CLOCK_MONOTONIC);
                         struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
                         ssize_t n;
 
                         if (now >= deadline || poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
                                 break;
-                        n = send(c->fd, c->out.data, c->out.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        n = send(c->fd, c->out.data + c->out_sent, client_queued(c),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
                         if (n < 0 && errno != EAGAIN && errno != EINTR)
                                 break;
                         if (n > 0)
-                                buf_consume(&c->out, n);
+                                c->out_sent += n;
                 }
-                if (c->out.len)
+                if (client_queued(c))
                         log_warning("client %llu (pid %d): %zu bytes of events and replies not "
                                     "delivered at exit", (unsigned long long)c->id,
-                                    (int)c->who.pid, c->out.len);
+                                    (int)c->who.pid, client_queued(c));
         }
 }
 

@@ -36,6 +36,7 @@ struct client {
         struct caller who; /* the peer, as it connected */
         struct buf in;
         struct buf out;
+        size_t out_sent;   /* bytes at the start of out already written */
         bool eof;          /* the peer will send nothing more */
         bool closing;      /* close once the output is written */
         bool subscribed;
@@ -69,6 +70,11 @@ uint64_t server_started(struct server *s);
 
 /* Whether c may see probe p: its own, or every probe when privileged. */
 bool client_sees(const struct client *c, const struct probe *p);
+/* Bytes queued for the client and not yet written. */
+static inline size_t client_queued(const struct client *c)
+{
+        return c->out.len - c->out_sent;
+}
 
 /* Append a response or notification (never dropped) and write it out. */
 void client_send(struct client *c, const char *data, size_t len);

@@ -22,6 +22,42 @@ static size_t put_str(char *rec, size_t off, int slot, const char *s, uint8_t fl
         return off + sizeof(h) + ((h.len + 3u) & ~3u);
 }
 
+/* Integers at every digit-count boundary, against printf. */
+static void numbers(void)
+{
+        uint64_t u[] = { 0, 9, 10, 99, 100, 999, 1000, 99999999, 100000000, 100000001,
+                         9999999999999999999ULL, 10000000000000000000ULL, UINT64_MAX };
+        int64_t s[] = { 0, -1, -10, INT64_MIN, INT64_MAX };
+        bool ok = true;
+        char want[32];
+
+        for (size_t i = 0; i < ARRAY_SIZE(u); i++) {
+                struct buf b = { 0 };
+
+                buf_u64(&b, u[i]);
+                buf_putc(&b, 0);
+                snprintf(want, sizeof(want), "%llu", (unsigned long long)u[i]);
+                if (strcmp(b.data, want) != 0) {
+                        printf("# %s != %s\n", b.data, want);
+                        ok = false;
+                }
+                buf_free(&b);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(s); i++) {
+                struct buf b = { 0 };
+
+                buf_s64(&b, s[i]);
+                buf_putc(&b, 0);
+                snprintf(want, sizeof(want), "%lld", (long long)s[i]);
+                if (strcmp(b.data, want) != 0) {
+                        printf("# %s != %s\n", b.data, want);
+                        ok = false;
+                }
+                buf_free(&b);
+        }
+        CHECK(ok, "integers at every digit-count boundary");
+}
+
 int main(void)
 {
         struct probe p = { 0 };
@@ -32,6 +68,7 @@ int main(void)
         size_t off;
         bool ok;
 
+        numbers();
         json_str("plain", 5, "\"plain\"", "plain string");
         json_str("a\"b\\c\n", 6, "\"a\\\"b\\\\c\\n\"", "escapes");
         json_str("\x01", 1, "\"\\u0001\"", "control character");

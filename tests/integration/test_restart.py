@@ -89,6 +89,35 @@ class Restart(UtraceTest):
         self.assertEqual(self.c.call("list")["probes"], [])
         self.assertEqual(self.daemon.links(p["id"]), [])
 
+    def test_detach_of_many_in_one_request(self):
+        ps = [self.attach(f"uprobe:{TARGET}:{fn}", aggregate="count")["id"]
+              for fn in ("ut_add", "ut_neg", "ut_tick", "ut_greet")]
+        keep = ps.pop()
+        # an id given twice is detached once; the state file is written once
+        # for the batch and then holds only the probe that stays
+        done = self.c.call("detach", {"ids": ps + [ps[0]]})["detached"]
+        self.assertEqual(done, ps)
+        for pid in ps:
+            self.assertEqual(self.daemon.links(pid), [])
+        self.restart()
+        self.assertEqual([x["id"] for x in self.c.call("list")["probes"]], [keep])
+        self.assertTrue(self.daemon.links(keep))
+
+    def test_client_gone_detaches_all_its_transient_probes(self):
+        c = self.client()
+        ps = [c.call("attach", {"spec": f"uprobe:{TARGET}:{fn}", "transient": True})["id"]
+              for fn in ("ut_add", "ut_neg", "ut_tick")]
+        keep = self.attach(f"uprobe:{TARGET}:ut_greet")["id"]
+        c.close()
+        for _ in range(100):
+            if len(self.c.call("list")["probes"]) == 1:
+                break
+        self.assertEqual([x["id"] for x in self.c.call("list")["probes"]], [keep])
+        for pid in ps:
+            self.assertEqual(self.daemon.links(pid), [])
+        self.restart()
+        self.assertEqual([x["id"] for x in self.c.call("list")["probes"]], [keep])
+
     def test_purge_removes_everything(self):
         self.attach(f"uprobe:{TARGET}:ut_add")
         self.daemon.stop()
