@@ -67,8 +67,7 @@ void buf_s64(struct buf *b, int64_t v)
         }
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t utf8_len(const unsigned char *s, size_t n)
 {
         size_t len;
         uint32_t cp;
@@ -153,16 +152,12 @@ void buf_consume(struct buf *b, size_t n)
 
 #define LIT(b, s) buf_put(b, s, sizeof(s) - 1)
 
-bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t size,
-                  uint64_t realtime_offset)
+bool format_decode(const struct probe *p, const void *rec, size_t size, struct event_view *v)
 {
         const struct ut_event *e = rec;
-        const __u64 *vals = (const __u64 *)((const char *)rec + sizeof(*e));
-        const struct ut_str *strs[UT_MAX_STRS] = { 0 };
-        const struct probe_location *loc;
-        size_t off, start = b->len;
-        bool first = true;
+        size_t off;
 
+        memset(v, 0, sizeof(*v));
         if (size < sizeof(*e) || e->size > size || e->nvals > UT_MAX_VALS ||
             e->nstrs > UT_MAX_STRS || sizeof(*e) + 8u * e->nvals > e->size)
                 return false;
@@ -173,9 +168,66 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 if (off + sizeof(*h) > e->size || off + sizeof(*h) + h->len > e->size ||
                     h->slot >= UT_MAX_STRS)
                         return false;
-                strs[h->slot] = h;
+                v->strs[h->slot] = h;
                 off += sizeof(*h) + ((h->len + 3u) & ~3u);
         }
+        v->e = e;
+        v->vals = (const __u64 *)((const char *)rec + sizeof(*e));
+        v->loc = probe_location(p, e->loc);
+        return true;
+}
+
+const struct ut_str *format_string(const struct event_view *v, const struct probe_field *f)
+{
+        if (!f->is_str || f->index >= UT_MAX_STRS || !v->strs[f->index] ||
+            (v->strs[f->index]->flags & UT_STR_FAULT))
+                return NULL;
+        return v->strs[f->index];
+}
+
+const char *format_location(const struct probe *p, const struct event_view *v)
+{
+        if (v->loc && (p->nlocs > 1 || p->spec.type == PROBE_USDT || spec_has_glob(p->spec.symbol)))
+                return v->loc->name;
+        return NULL;
+}
+
+void format_retval(struct buf *b, const struct probe *p, const struct ut_event *e)
+{
+        uint64_t rv = ut_cast(e->retval, p->retval_cast);
+
+        if (p->retval_cast && !(p->retval_cast & UT_CAST_SIGNED))
+                buf_u64(b, rv);
+        else
+                buf_s64(b, (int64_t)rv);
+}
+
+bool format_integer(struct buf *b, const struct probe *p, const struct event_view *v,
+                    const struct probe_field *f)
+{
+        if (f->is_str || f->index >= v->e->nvals)
+                return false;
+        if (probe_value_signed(p, f->index, v->loc))
+                buf_s64(b, (int64_t)v->vals[f->index]);
+        else
+                buf_u64(b, v->vals[f->index]);
+        return true;
+}
+
+bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t size,
+                  uint64_t realtime_offset)
+{
+        struct event_view v;
+        const struct ut_event *e;
+        const struct ut_str *const *strs;
+        const struct ut_str *str;
+        size_t start = b->len;
+        bool first = true;
+
+        if (!format_decode(p, rec, size, &v))
+                return false;
+        e = v.e;
+        strs = v.strs;
 
         LIT(b, "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"probe\":");
         buf_u64(b, p->id);
@@ -189,19 +241,13 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
         buf_u64(b, e->uid);
         LIT(b, ",\"comm\":");
         buf_json_str(b, e->comm, strnlen(e->comm, sizeof(e->comm)));
-        loc = probe_location(p, e->loc);
-        if (loc && (p->nlocs > 1 || p->spec.type == PROBE_USDT || spec_has_glob(p->spec.symbol))) {
+        if (format_location(p, &v)) {
                 LIT(b, ",\"location\":");
-                buf_json_str(b, loc->name, strlen(loc->name));
+                buf_json_str(b, v.loc->name, strlen(v.loc->name));
         }
         if (e->flags & UT_EV_RETURN) {
-                uint64_t rv = ut_cast(e->retval, p->retval_cast);
-
                 LIT(b, ",\"retval\":");
-                if (p->retval_cast && !(p->retval_cast & UT_CAST_SIGNED))
-                        buf_u64(b, rv);
-                else
-                        buf_s64(b, (int64_t)rv);
+                format_retval(b, p, e);
         }
         if (e->flags & UT_EV_LATENCY) {
                 LIT(b, ",\"latency_ns\":");
@@ -219,19 +265,15 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 buf_json_str(b, f->name, strlen(f->name));
                 buf_putc(b, ':');
                 if (!f->is_str) {
-                        if (f->index >= e->nvals)
+                        if (!format_integer(b, p, &v, f))
                                 LIT(b, "null");
-                        else if (probe_value_signed(p, f->index, loc))
-                                buf_s64(b, (int64_t)vals[f->index]);
-                        else
-                                buf_u64(b, vals[f->index]);
                         continue;
                 }
-                if (f->index >= UT_MAX_STRS || !strs[f->index] ||
-                    (strs[f->index]->flags & UT_STR_FAULT))
+                str = format_string(&v, f);
+                if (!str)
                         LIT(b, "null");
                 else
-                        buf_json_str(b, (const char *)(strs[f->index] + 1), strs[f->index]->len);
+                        buf_json_str(b, (const char *)(str + 1), str->len);
         }
         buf_putc(b, '}');
         /* strings that could not be read, or were cut, are named, never silent */
