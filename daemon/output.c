@@ -28,6 +28,7 @@
 
 struct journal_out {
         int fd;
+        bool object_pid;       /* event pids are those journald sees: OBJECT_PID= */
         uint64_t window_start; /* CLOCK_MONOTONIC us */
         unsigned in_window;
         uint64_t suppressed;   /* in this window, to report when it ends */
@@ -98,6 +99,15 @@ void output_counters(const struct output *o, struct output_counters *ret)
 }
 
 /* --- journal --------------------------------------------------------------- */
+
+/* Events carry pids of the initial PID namespace; journald (ours) names
+ * processes in its own. The initial namespace has a fixed inode. */
+static bool in_initial_pid_namespace(void)
+{
+        struct stat st;
+
+        return stat("/proc/self/ns/pid", &st) == 0 && st.st_ino == 0xEFFFFFFCu;
+}
 
 /* One field of journald's native protocol: KEY=value, or, for a value with a
  * newline, KEY, its length (64 bits, little endian) and its bytes. */
@@ -191,7 +201,8 @@ static void journal_entry(struct buf *b, const struct output *o, const struct pr
         field_u64(b, "UTRACE_UID", e->uid);
         field(b, "UTRACE_COMM", e->comm, strnlen(e->comm, sizeof(e->comm)));
         /* journald adds what it knows of the process (OBJECT_COMM=, OBJECT_SYSTEMD_UNIT=, ...) */
-        field_u64(b, "OBJECT_PID", e->pid);
+        if (o->j.object_pid)
+                field_u64(b, "OBJECT_PID", e->pid);
         buf_puts(&msg, o->name);
         buf_puts(&msg, ": ");
         buf_put(&msg, e->comm, strnlen(e->comm, sizeof(e->comm)));
@@ -459,6 +470,7 @@ static _Noreturn void writer_main(const struct output_config *cfg)
         signal(SIGHUP, SIG_IGN);
         signal(SIGPIPE, SIG_IGN);
         prctl(PR_SET_NAME, "utrace-writer");
+        umask(0027); /* files 0640, directories 0750 */
         if (!buf)
                 _exit(1);
         for (;;) {
@@ -756,6 +768,7 @@ int output_new(const char *name, const struct output_config *oc, size_t queue_ma
                                          strerror(-r));
                 }
                 o->j.window_start = now_ns(CLOCK_MONOTONIC) / 1000;
+                o->j.object_pid = in_initial_pid_namespace();
         }
         if (oc->file) {
                 r = start_writer(o);
