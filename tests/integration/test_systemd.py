@@ -416,14 +416,24 @@ class Systemd(unittest.TestCase):
         self.ct.sh("systemctl", "start", "utraced-metrics.socket")
         self.addCleanup(self.ct.sh, "systemctl", "stop", "utraced-metrics.socket", check=False)
         # the container shares the host's network: scraped from here
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
-            status, body = r.status, r.read().decode()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                status, body = r.status, r.read().decode()
+        except OSError as e:
+            log = self.ct.sh("journalctl", "-u", "utraced-metrics*", "--no-pager", check=False)
+            self.fail(f"GET /metrics: {e}\n{log.stdout}")
         self.assertEqual(status, 200)
         p = run(["promtool", "check", "metrics"], input=body)
         self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
         # a dynamic user, in the metrics group: it sees root's probe
         line = f'utrace_aggregation_count_total{{probe="{probe.split()[0]}"}} 3'
         self.assertIn(line, body.splitlines())
+        out = self.ct.sh("systemd-analyze", "security", "utraced-metrics@0.service",
+                         "--no-pager").stdout
+        m = re.search(r"Overall exposure level for utraced-metrics@0.service: ([0-9.]+)", out)
+        self.assertIsNotNone(m, out)
+        print(f"systemd-analyze security utraced-metrics@0.service: {m.group(1)}")
+        self.assertLessEqual(float(m.group(1)), 2.0, out)
 
     def test_9_journal_and_file_outputs(self):
         conf = self.ct.path("/etc/utraced/probes.d/outputs.conf")
