@@ -244,9 +244,10 @@ static void add_key(const struct ut_agg_key *k, const struct ut_agg_val *val, vo
                 return;
         }
         key_label(&key, v->p, k);
-        if (key.len) /* it follows the probe's labels */
+        if (key.len) { /* it follows the probe's labels */
                 buf_putc(&lb, ',');
-        buf_put(&lb, key.data, key.len);
+                buf_put(&lb, key.data, key.len);
+        }
         buf_putc(&lb, 0);
         lb.oom |= key.oom;
         buf_free(&key);

@@ -407,6 +407,8 @@ static void writer_lines(struct writer *w, const char *data, size_t n)
         size_t off = 0;
 
         while (off < n) {
+                /* after a short write, the rest of its line goes first, in this file */
+                bool mid_line = off && data[off - 1] != '\n';
                 size_t chunk = 0, lines = 0;
                 ssize_t k;
                 int r;
@@ -423,7 +425,8 @@ static void writer_lines(struct writer *w, const char *data, size_t n)
                         const char *nl = memchr(data + off + chunk, '\n', n - off - chunk);
                         size_t len = (size_t)(nl - (data + off + chunk)) + 1;
 
-                        if ((chunk || w->size) && w->size + chunk + len > w->cfg->file_max_size)
+                        if ((chunk || w->size) && !(mid_line && !chunk) &&
+                            w->size + chunk + len > w->cfg->file_max_size)
                                 break;
                         chunk += len;
                         lines++;
