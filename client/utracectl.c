@@ -16,6 +16,7 @@
 
 #include "config-build.h"
 #include "flow.h"
+#include "http.h"
 #include "output.h"
 #include "rpc.h"
 
@@ -994,6 +995,114 @@ static int cmd_reload(struct ctl *c, int argc, char **argv)
         return simple(c, argc, argv, "reload", reload_usage, print_reload, NULL);
 }
 
+static const char metrics_usage[] =
+        "Usage: utracectl metrics [--openmetrics] [--json]\n"
+        "       utracectl metrics --http\n"
+        "\n"
+        "Print the daemon's metrics in the Prometheus text format: its health, every\n"
+        "probe's counters, and aggregations as counters and histograms. Without\n"
+        "privileges, the probes are your own.\n"
+        "\n"
+        "  -o, --openmetrics   in the OpenMetrics text format instead\n"
+        "      --http          answer one HTTP request (GET /metrics) on standard input\n"
+        "                      and output, as a socket-activated service does\n"
+        "                      (utraced-metrics.socket)\n"
+        "  -j, --json          print the reply as JSON\n"
+        "  -h, --help          show this help\n";
+
+/* The metrics from the daemon; NULL, or the error (to be freed). */
+static char *fetch_metrics(bool openmetrics, struct http_body *body, void *userdata)
+{
+        struct ctl *c = userdata;
+        json_object *params = json_object_new_object(), *res, *text, *type;
+        char *msg = NULL, *e;
+        int r;
+
+        if (openmetrics)
+                json_object_object_add(params, "format", json_object_new_string("openmetrics"));
+        r = rpc_connect(&c->rpc, c->socket);
+        if (r < 0) {
+                json_object_put(params);
+                return asprintf(&e, "cannot connect to utraced at %s: %s", c->socket,
+                                strerror(-r)) < 0 ? NULL : e;
+        }
+        r = rpc_call(&c->rpc, "metrics", params, &res, &msg, NULL, NULL);
+        rpc_close(&c->rpc);
+        if (r == -EPROTO)
+                return msg;
+        if (r < 0)
+                return asprintf(&e, "metrics: %s", strerror(-r)) < 0 ? NULL : e;
+        json_object_object_get_ex(res, "text", &text);
+        json_object_object_get_ex(res, "content_type", &type);
+        body->len = (size_t)json_object_get_string_len(text);
+        body->data = malloc(body->len + 1);
+        body->content_type = strdup(json_object_get_string(type));
+        if (body->data)
+                memcpy(body->data, json_object_get_string(text), body->len + 1);
+        json_object_put(res);
+        if (!body->data || !body->content_type) {
+                free(body->data);
+                free(body->content_type);
+                return strdup("out of memory");
+        }
+        return NULL;
+}
+
+static int cmd_metrics(struct ctl *c, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "openmetrics", no_argument, NULL, 'o' },
+                { "http", no_argument, NULL, 'H' },
+                COMMON_OPTS, {}
+        };
+        struct http_body body = { 0 };
+        bool om = false, http = false;
+        char *err;
+        int o;
+
+        while ((o = getopt_long(argc, argv, "ojh", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'o': om = true; break;
+                case 'H': http = true; break;
+                case 'j': c->json = true; break;
+                case 'h': fputs(metrics_usage, stdout); return 0;
+                default: return 2;
+                }
+        }
+        if (optind < argc)
+                return usage_error("metrics", "takes no arguments");
+        if (http) {
+                if (om || c->json)
+                        return usage_error("metrics", "--http chooses the format by the request");
+                signal(SIGPIPE, SIG_IGN);
+                return http_serve(STDIN_FILENO, STDOUT_FILENO, 10000, fetch_metrics, c);
+        }
+        if (c->json) {
+                json_object *params = json_object_new_object(), *res;
+                int r;
+
+                if (om)
+                        json_object_object_add(params, "format",
+                                               json_object_new_string("openmetrics"));
+                r = call(c, "metrics", params, &res);
+                if (r)
+                        return r;
+                print_json(res);
+                json_object_put(res);
+                return 0;
+        }
+        err = fetch_metrics(om, &body, c);
+        if (err) {
+                fail("%s", err);
+                free(err);
+                return 1;
+        }
+        fwrite(body.data, 1, body.len, stdout);
+        free(body.data);
+        free(body.content_type);
+        return 0;
+}
+
 static const struct command {
         const char *name;
         int (*fn)(struct ctl *c, int argc, char **argv);
@@ -1010,6 +1119,7 @@ static const struct command {
         { "probes", cmd_probes, "list the USDT probes or symbols of a file or process" },
         { "flow", cmd_flow, "follow Python calls and returns, indented by depth" },
         { "reload", cmd_reload, "reload the configuration (configured probes)" },
+        { "metrics", cmd_metrics, "print metrics for Prometheus; serve them over HTTP" },
 };
 
 static void help(void)

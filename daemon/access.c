@@ -16,7 +16,19 @@ gid_t access_group(const char *name)
         return g ? g->gr_gid : (gid_t)-1;
 }
 
-int access_identify(int fd, gid_t group, struct caller *c)
+static bool in_group(const struct caller *c, gid_t group)
+{
+        if (group == (gid_t)-1)
+                return false;
+        if (c->gid == group)
+                return true;
+        for (int i = 0; i < c->ngroups; i++)
+                if (c->groups[i] == group)
+                        return true;
+        return false;
+}
+
+int access_identify(int fd, gid_t group, gid_t metrics_group, struct caller *c)
 {
         struct ucred cred;
         socklen_t len = sizeof(cred);
@@ -32,12 +44,8 @@ int access_identify(int fd, gid_t group, struct caller *c)
                 c->ngroups = (int)(len / sizeof(gid_t));
         else
                 c->ngroups = 0; /* more groups than we keep: none count */
-        c->privileged = c->uid == 0;
-        if (group != (gid_t)-1) {
-                c->privileged |= c->gid == group;
-                for (int i = 0; i < c->ngroups; i++)
-                        c->privileged |= c->groups[i] == group;
-        }
+        c->privileged = c->uid == 0 || in_group(c, group);
+        c->reads_metrics = c->privileged || in_group(c, metrics_group);
         return 0;
 }
 

@@ -22,12 +22,14 @@ struct caller {
         gid_t gid;
         pid_t pid;
         bool privileged;
+        bool reads_metrics; /* privileged, or in the metrics group: every probe's metrics */
         int ngroups;
         gid_t groups[64];
 };
 
-/* The peer of a connected UNIX socket; privileged when root or in group. */
-int access_identify(int fd, gid_t group, struct caller *c);
+/* The peer of a connected UNIX socket; privileged when root or in group,
+ * reads every probe's metrics when privileged or in metrics_group. */
+int access_identify(int fd, gid_t group, gid_t metrics_group, struct caller *c);
 
 /* The gid of the group whose members are privileged, or (gid_t)-1. */
 gid_t access_group(const char *name);

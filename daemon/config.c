@@ -3,11 +3,13 @@
 #include <dirent.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "config-build.h"
 #include "config.h"
 #include "log.h"
 #include "manager.h"
+#include "output.h"
 #include "probe.h"
 #include "request.h"
 #include "spec.h"
@@ -23,6 +25,7 @@ struct config_probe {
         unsigned line;       /* of [Probe] */
         unsigned spec_line;  /* of Spec= */
         json_object *params; /* the attach request it stands for */
+        struct output_config out; /* where its events go besides subscribers */
 };
 
 /* One reading of utraced.conf and the probes directory. */
@@ -50,6 +53,9 @@ struct config {
         struct manager *m;
         struct failure *failed;         /* configured probes that did not attach at start */
         size_t nfailed, failed_cap;
+        uint64_t reloads, reloads_refused;
+        bool applied;                   /* the last reading was applied */
+        uint64_t applied_ns;            /* CLOCK_REALTIME */
 };
 
 /* --- settings -------------------------------------------------------------- */
@@ -117,6 +123,37 @@ static int parse_boolean(const char *v)
                 if (strcasecmp(v, no[i]) == 0)
                         return 0;
         }
+        return -EINVAL;
+}
+
+/* A time span as systemd writes it, one number and unit: us, ms, s, min, h
+ * (none: seconds). */
+static int parse_timespan(const char *s, uint64_t *ret_us)
+{
+        static const struct {
+                const char *unit;
+                uint64_t us;
+        } units[] = {
+                { "", 1000000 }, { "us", 1 }, { "ms", 1000 }, { "s", 1000000 },
+                { "sec", 1000000 }, { "min", 60000000 }, { "h", 3600000000ULL },
+        };
+        char num[32];
+        unsigned long long v;
+        size_t n = strspn(s, "0123456789");
+
+        if (n == 0 || n >= sizeof(num))
+                return -EINVAL;
+        memcpy(num, s, n);
+        num[n] = 0;
+        if (parse_u64(num, &v) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < ARRAY_SIZE(units); i++)
+                if (streq(s + n, units[i].unit)) {
+                        if (v > UINT64_MAX / units[i].us)
+                                return -ERANGE;
+                        *ret_us = v * units[i].us;
+                        return 0;
+                }
         return -EINVAL;
 }
 
@@ -192,12 +229,16 @@ static void override(struct config_settings *s, const struct config_settings *cl
 /* --- parsing --------------------------------------------------------------- */
 
 enum probe_key { PK_NAME, PK_SPEC, PK_ARG, PK_FILTER, PK_LATENCY, PK_AGGREGATE, PK_BY,
-                 PK_MAX_KEYS, _PK_MAX };
+                 PK_MAX_KEYS, PK_JOURNAL, PK_JOURNAL_INTERVAL, PK_JOURNAL_BURST, PK_FILE,
+                 PK_FILE_MAX_SIZE, PK_FILE_KEEP, _PK_MAX };
 
 static const char *const probe_keys[_PK_MAX] = {
         [PK_NAME] = "Name", [PK_SPEC] = "Spec", [PK_ARG] = "Arg", [PK_FILTER] = "Filter",
         [PK_LATENCY] = "Latency", [PK_AGGREGATE] = "Aggregate", [PK_BY] = "By",
-        [PK_MAX_KEYS] = "MaxKeys",
+        [PK_MAX_KEYS] = "MaxKeys", [PK_JOURNAL] = "Journal",
+        [PK_JOURNAL_INTERVAL] = "JournalRateLimitIntervalSec",
+        [PK_JOURNAL_BURST] = "JournalRateLimitBurst", [PK_FILE] = "File",
+        [PK_FILE_MAX_SIZE] = "FileMaxSize", [PK_FILE_KEEP] = "FileKeep",
 };
 
 enum section_kind { SEC_NONE, SEC_DAEMON, SEC_PROBE, SEC_UNKNOWN };
@@ -214,6 +255,7 @@ struct parser {
         unsigned key_line[_PK_MAX];
         char *name;
         json_object *params;
+        struct output_config out;
         bool bad;
 };
 
@@ -244,6 +286,8 @@ static void probe_reset(struct parser *ps)
         ps->name = NULL;
         json_object_put(ps->params);
         ps->params = NULL;
+        output_config_done(&ps->out);
+        output_config_init(&ps->out);
         memset(ps->key_line, 0, sizeof(ps->key_line));
         ps->bad = false;
 }
@@ -254,6 +298,42 @@ static const struct config_probe *find_probe(const struct reading *r, const char
                 if (streq(r->probes[i].name, name))
                         return &r->probes[i];
         return NULL;
+}
+
+static const struct config_probe *find_file(const struct reading *r, const char *file)
+{
+        for (size_t i = 0; i < r->nprobes; i++)
+                if (r->probes[i].out.file && streq(r->probes[i].out.file, file))
+                        return &r->probes[i];
+        return NULL;
+}
+
+/* Output keys go with an output, and outputs with a probe that has events. */
+static void check_outputs(struct parser *ps)
+{
+        static const struct {
+                enum probe_key key, needs;
+                const char *what;
+        } deps[] = {
+                { PK_JOURNAL_INTERVAL, PK_JOURNAL, "Journal=yes" },
+                { PK_JOURNAL_BURST, PK_JOURNAL, "Journal=yes" },
+                { PK_FILE_MAX_SIZE, PK_FILE, "File=" },
+                { PK_FILE_KEEP, PK_FILE, "File=" },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(deps); i++)
+                if (ps->key_line[deps[i].key] &&
+                    (!ps->key_line[deps[i].needs] || (deps[i].needs == PK_JOURNAL && !ps->out.journal))) {
+                        add_error(ps->r, ps->file, ps->key_line[deps[i].key], "%s= without %s",
+                                  probe_keys[deps[i].key], deps[i].what);
+                        ps->bad = true;
+                }
+        if (output_config_any(&ps->out) && ps->key_line[PK_AGGREGATE]) {
+                add_error(ps->r, ps->file, ps->key_line[ps->out.file ? PK_FILE : PK_JOURNAL],
+                          "%s: a probe with Aggregate= has no events to send",
+                          ps->out.file ? "File=" : "Journal=");
+                ps->bad = true;
+        }
 }
 
 /* The end of a [Probe] section: check it as a whole and keep it. */
@@ -271,6 +351,8 @@ static void probe_finish(struct parser *ps)
                           !ps->key_line[PK_NAME] ? "Name=" : "Spec=");
                 ps->bad = true;
         }
+        if (!ps->bad)
+                check_outputs(ps);
         if (!ps->bad && request_parse_attach(ps->params, &spec, &err) < 0) {
                 add_error(r, ps->file, ps->sec_line, "%s", err.msg);
                 ps->bad = true;
@@ -286,7 +368,9 @@ static void probe_finish(struct parser *ps)
                         .line = ps->sec_line,
                         .spec_line = ps->key_line[PK_SPEC],
                         .params = TAKE_PTR(ps->params),
+                        .out = ps->out,
                 };
+                output_config_init(&ps->out); /* taken */
                 r->nprobes++;
                 if (!cp->file)
                         r->oom = true;
@@ -317,6 +401,7 @@ static int probe_value(struct parser *ps, enum probe_key k, const char *value, s
         struct fieldref ref;
         enum agg_mode mode;
         unsigned long long n;
+        size_t size;
         const struct config_probe *other;
         json_object *v = NULL;
         int r = 0;
@@ -380,6 +465,52 @@ static int probe_value(struct parser *ps, enum probe_key k, const char *value, s
                                          value, UT_AGG_KEYS);
                 json_object_object_add(ps->params, "max_keys", json_object_new_int64((int64_t)n));
                 return 0;
+        case PK_JOURNAL:
+                r = parse_boolean(value);
+                if (r < 0)
+                        return error_set(err, E_CONFIG, -EINVAL, "Journal=%s: need yes or no",
+                                         value);
+                ps->out.journal = r;
+                return 0;
+        case PK_JOURNAL_INTERVAL:
+                if (parse_timespan(value, &ps->out.journal_interval_us) < 0 ||
+                    !ps->out.journal_interval_us)
+                        return error_set(err, E_CONFIG, -EINVAL,
+                                         "JournalRateLimitIntervalSec=%s: need a time span "
+                                         "(500ms, 10s, 1min)", value);
+                return 0;
+        case PK_JOURNAL_BURST:
+                if (parse_u64(value, &n) < 0 || n > UINT_MAX)
+                        return error_set(err, E_CONFIG, -EINVAL,
+                                         "JournalRateLimitBurst=%s: need a number (0: no limit)",
+                                         value);
+                ps->out.journal_burst = (unsigned)n;
+                return 0;
+        case PK_FILE:
+                if (value[0] != '/' || value[strlen(value) - 1] == '/')
+                        return error_set(err, E_CONFIG, -EINVAL,
+                                         "File=%s: need the absolute path of a file", value);
+                if (strlen(value) >= PATH_MAX - 16)
+                        return error_set(err, E_CONFIG, -ENAMETOOLONG, "File=: path too long");
+                other = find_file(ps->r, value);
+                if (other)
+                        return error_set(err, E_CONFIG, -EEXIST,
+                                         "File=%s: probe %s at %s:%u writes it already", value,
+                                         other->name, other->file, other->line);
+                ps->out.file = strdup(value);
+                return ps->out.file ? 0 : -ENOMEM;
+        case PK_FILE_MAX_SIZE:
+                if (parse_size(value, &size) < 0 || size < 4096)
+                        return error_set(err, E_CONFIG, -EINVAL,
+                                         "FileMaxSize=%s: need a size of at least 4K", value);
+                ps->out.file_max_size = size;
+                return 0;
+        case PK_FILE_KEEP:
+                if (parse_u64(value, &n) < 0 || n < 1 || n > 1000)
+                        return error_set(err, E_CONFIG, -EINVAL, "FileKeep=%s: need 1 to 1000",
+                                         value);
+                ps->out.file_keep = (unsigned)n;
+                return 0;
         default:
                 return -EINVAL;
         }
@@ -395,7 +526,8 @@ static void probe_assignment(struct parser *ps, const char *key, const char *val
                         break;
         if (k == _PK_MAX) {
                 parse_error(ps, "unknown key %s= in [Probe] (known: Name, Spec, Arg, Filter, "
-                            "Latency, Aggregate, By, MaxKeys)", key);
+                            "Latency, Aggregate, By, MaxKeys, Journal, JournalRateLimitIntervalSec, "
+                            "JournalRateLimitBurst, File, FileMaxSize, FileKeep)", key);
                 ps->bad = true;
                 return;
         }
@@ -526,6 +658,8 @@ static void parse_file(struct reading *r, const char *path, bool daemon_file, bo
         size_t cap = 0;
         ssize_t n;
 
+        output_config_init(&ps.out);
+
         if (!f) {
                 if (errno != ENOENT || required)
                         add_error(r, path, 0, "cannot read: %s", strerror(errno));
@@ -538,6 +672,7 @@ static void parse_file(struct reading *r, const char *path, bool daemon_file, bo
         if (ferror(f))
                 add_error(r, path, 0, "cannot read: %s", strerror(errno));
         probe_finish(&ps);
+        output_config_done(&ps.out);
 }
 
 static int conf_file(const struct dirent *de)
@@ -581,6 +716,7 @@ static void reading_done(struct reading *r)
                 free(r->probes[i].name);
                 free(r->probes[i].file);
                 json_object_put(r->probes[i].params);
+                output_config_done(&r->probes[i].out);
         }
         free(r->probes);
         for (size_t i = 0; i < r->nerrors; i++)
@@ -747,6 +883,21 @@ static int attach_one(struct manager *m, const struct config_probe *cp, struct p
                                      cp->name, ret, err);
 }
 
+/* Give p the outputs of cp (a probe that did not attach: none). */
+static void set_output(struct probe *p, const struct config_probe *cp, size_t queue_max)
+{
+        struct error err = { 0 };
+
+        if (!p || (p->output ? output_config_equal(output_config(p->output), &cp->out)
+                             : !output_config_any(&cp->out)))
+                return;
+        output_free(p->output);
+        p->output = NULL;
+        if (output_config_any(&cp->out) &&
+            output_new(cp->name, &cp->out, queue_max, &p->output, &err) < 0)
+                log_error("%s", err.msg[0] ? err.msg : "out of memory");
+}
+
 /*
  * Make the configured probes those of next. Strict (reload): a probe that
  * does not attach undoes every attach of this call and nothing is detached.
@@ -843,6 +994,9 @@ static int apply(struct config *c, const struct reading *next, bool strict, json
                 old[nold++] = running[i];
         }
         manager_detach_many(c->m, old, nold);
+        for (size_t k = 0; k < next->nprobes; k++)
+                set_output(kept_by[k] ? kept_by[k] : added[k], &next->probes[k],
+                           next->settings.queue_size);
         if (strict)
                 failures_clear(c);
         log_msg(nnew || nold || c->nfailed ? LOG_INFO : LOG_DEBUG,
@@ -876,6 +1030,8 @@ void config_start(struct config *c, struct manager *m)
                 return;
         }
         apply(c, &c->cur, false, NULL, NULL);
+        c->applied = true;
+        c->applied_ns = now_ns(CLOCK_REALTIME);
 }
 
 /* Settings that cannot change while running are reported, not applied. */
@@ -909,9 +1065,13 @@ int config_reload(struct config *c, json_object **result, struct error *err)
         int r;
 
         log_info("reloading the configuration from %s", c->path);
+        c->reloads++;
+        c->applied = false;
         r = read_config(c, &next);
-        if (r < 0)
+        if (r < 0) {
+                c->reloads_refused++;
                 return error_set(err, E_INTERNAL, r, "out of memory");
+        }
         if (next.nerrors) {
                 for (size_t i = 0; i < next.nerrors; i++)
                         log_error("%s", next.errors[i]);
@@ -920,6 +1080,7 @@ int config_reload(struct config *c, json_object **result, struct error *err)
                               next.nerrors, next.nerrors == 1 ? "" : "s", next.errors[0]);
                 log_error("reload refused: the configuration has errors");
                 reading_done(&next);
+                c->reloads_refused++;
                 return r;
         }
         r = apply(c, &next, true, result, err);
@@ -928,11 +1089,14 @@ int config_reload(struct config *c, json_object **result, struct error *err)
                         error_set(err, E_INTERNAL, r, "reload: %s", strerror(-r));
                 log_error("reload refused: %s", err->msg);
                 reading_done(&next);
+                c->reloads_refused++;
                 return r;
         }
         settings_changed(c, &next.settings);
         reading_done(&c->cur);
         c->cur = next;
+        c->applied = true;
+        c->applied_ns = now_ns(CLOCK_REALTIME);
         return 0;
 }
 
@@ -954,4 +1118,16 @@ json_object *config_status(const struct config *c)
         json_object_object_add(o, "probes", json_object_new_int64((int64_t)c->cur.nprobes));
         json_object_object_add(o, "failed", failed);
         return o;
+}
+
+void config_health(const struct config *c, struct config_health *ret)
+{
+        *ret = (struct config_health){
+                .probes = c->cur.nprobes,
+                .failed = c->nfailed,
+                .reloads = c->reloads,
+                .reloads_refused = c->reloads_refused,
+                .applied = c->applied,
+                .applied_ns = c->applied_ns,
+        };
 }

@@ -89,3 +89,14 @@ int config_reload(struct config *c, json_object **result, struct error *err);
 
 /* {"file", "probes", "failed": [{"name", "error"}]} for the status method. */
 json_object *config_status(const struct config *c);
+
+/* The configuration's health, for metrics. */
+struct config_health {
+        size_t probes;             /* configured probes */
+        size_t failed;             /* of them, not attached at start */
+        uint64_t reloads;          /* reloads asked for (SIGHUP, reload) */
+        uint64_t reloads_refused;  /* of them, refused */
+        bool applied;              /* the last reading (start or reload) was applied */
+        uint64_t applied_ns;       /* when a reading was last applied (CLOCK_REALTIME) */
+};
+void config_health(const struct config *c, struct config_health *ret);

@@ -7,6 +7,7 @@
 #include "events.h"
 #include "format.h"
 #include "log.h"
+#include "output.h"
 #include "util.h"
 
 /* How long events wait at start for a first subscriber. */
@@ -53,6 +54,7 @@ static int on_record(void *ctx, void *data, size_t size)
         struct events *ev = ctx;
         const struct ut_event *e = data;
         struct probe *p;
+        bool claimed;
 
         ev->c.read++;
         ev->batch++;
@@ -72,8 +74,14 @@ static int on_record(void *ctx, void *data, size_t size)
                 ev->c.malformed++;
                 return 0;
         }
-        if (!ev->ops.deliver(p, ev->line.data, ev->line.len, ev->userdata))
+        claimed = ev->ops.deliver(p, ev->line.data, ev->line.len, ev->userdata);
+        if (p->output && output_event(p->output, p, data, size, ev->line.data, ev->line.len,
+                                      ev->rt_offset))
+                claimed = true;
+        if (!claimed) {
                 ev->c.unclaimed++;
+                p->unclaimed++;
+        }
         return 0;
 }
 

@@ -106,8 +106,7 @@ static char *put_s64(char *p, int64_t v)
         return put_u64(p, (uint64_t)0 - (uint64_t)v);
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t utf8_len(const unsigned char *s, size_t n)
 {
         size_t len;
         uint32_t cp;
@@ -227,17 +226,12 @@ static char *put_name(char *p, const struct probe_field *f)
         return p;
 }
 
-bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t size,
-                  uint64_t realtime_offset)
+bool format_decode(const struct probe *p, const void *rec, size_t size, struct event_view *v)
 {
         const struct ut_event *e = rec;
-        const __u64 *vals = (const __u64 *)((const char *)rec + sizeof(*e));
-        const struct ut_str *strs[UT_MAX_STRS] = { 0 };
-        const struct probe_location *loc;
-        size_t off, loc_len = 0, bound;
-        bool first = true;
-        char *w;
+        size_t off;
 
+        memset(v, 0, sizeof(*v));
         if (size < sizeof(*e) || e->size > size || e->nvals > UT_MAX_VALS ||
             e->nstrs > UT_MAX_STRS || sizeof(*e) + 8u * e->nvals > e->size)
                 return false;
@@ -248,14 +242,86 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 if (off + sizeof(*h) > e->size || off + sizeof(*h) + h->len > e->size ||
                     h->slot >= UT_MAX_STRS)
                         return false;
-                strs[h->slot] = h;
+                v->strs[h->slot] = h;
                 off += sizeof(*h) + ((h->len + 3u) & ~3u);
         }
-        loc = probe_location(p, e->loc);
-        if (loc && (p->nlocs > 1 || p->spec.type == PROBE_USDT || spec_has_glob(p->spec.symbol)))
-                loc_len = strlen(loc->name);
-        else
-                loc = NULL;
+        v->e = e;
+        v->vals = (const __u64 *)((const char *)rec + sizeof(*e));
+        v->loc = probe_location(p, e->loc);
+        return true;
+}
+
+const struct ut_str *format_string(const struct event_view *v, const struct probe_field *f)
+{
+        if (!f->is_str || f->index >= UT_MAX_STRS || !v->strs[f->index] ||
+            (v->strs[f->index]->flags & UT_STR_FAULT))
+                return NULL;
+        return v->strs[f->index];
+}
+
+const char *format_location(const struct probe *p, const struct event_view *v)
+{
+        if (v->loc && (p->nlocs > 1 || p->spec.type == PROBE_USDT || spec_has_glob(p->spec.symbol)))
+                return v->loc->name;
+        return NULL;
+}
+
+static char *put_retval(char *w, const struct probe *p, const struct ut_event *e)
+{
+        uint64_t rv = ut_cast(e->retval, p->retval_cast);
+
+        if (p->retval_cast && !(p->retval_cast & UT_CAST_SIGNED))
+                return put_u64(w, rv);
+        return put_s64(w, (int64_t)rv);
+}
+
+void format_retval(struct buf *b, const struct probe *p, const struct ut_event *e)
+{
+        if (reserve(b, U64_MAX_DIGITS + 1))
+                b->len = put_retval(b->data + b->len, p, e) - b->data;
+}
+
+/* Integer field f as its type reads, or NULL when the event lacks it. */
+static char *put_integer(char *w, const struct probe *p, const struct event_view *v,
+                         const struct probe_field *f)
+{
+        if (f->is_str || f->index >= v->e->nvals)
+                return NULL;
+        if (probe_value_signed(p, f->index, v->loc))
+                return put_s64(w, (int64_t)v->vals[f->index]);
+        return put_u64(w, v->vals[f->index]);
+}
+
+bool format_integer(struct buf *b, const struct probe *p, const struct event_view *v,
+                    const struct probe_field *f)
+{
+        char *w;
+
+        if (!reserve(b, U64_MAX_DIGITS + 1))
+                return false;
+        w = put_integer(b->data + b->len, p, v, f);
+        if (!w)
+                return false;
+        b->len = w - b->data;
+        return true;
+}
+
+bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t size,
+                  uint64_t realtime_offset)
+{
+        struct event_view v;
+        const struct ut_event *e;
+        const char *loc;
+        size_t loc_len = 0, bound;
+        bool first = true;
+        char *w, *x;
+
+        if (!format_decode(p, rec, size, &v))
+                return false;
+        e = v.e;
+        loc = format_location(p, &v);
+        if (loc)
+                loc_len = strlen(loc);
 
         /* room for the longest line this record can make: then no more checks */
         bound = 512 + 8 * U64_MAX_DIGITS + JSON_STR_MAX(UT_COMM_LEN) + JSON_STR_MAX(loc_len) +
@@ -279,16 +345,11 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
         w = put_json_str(w, e->comm, strnlen(e->comm, sizeof(e->comm)));
         if (loc) {
                 LIT(w, ",\"location\":");
-                w = put_json_str(w, loc->name, loc_len);
+                w = put_json_str(w, loc, loc_len);
         }
         if (e->flags & UT_EV_RETURN) {
-                uint64_t rv = ut_cast(e->retval, p->retval_cast);
-
                 LIT(w, ",\"retval\":");
-                if (p->retval_cast && !(p->retval_cast & UT_CAST_SIGNED))
-                        w = put_u64(w, rv);
-                else
-                        w = put_s64(w, (int64_t)rv);
+                w = put_retval(w, p, e);
         }
         if (e->flags & UT_EV_LATENCY) {
                 LIT(w, ",\"latency_ns\":");
@@ -297,6 +358,7 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
         LIT(w, ",\"args\":{");
         for (int i = 0; i < p->nfields; i++) {
                 const struct probe_field *f = &p->fields[i];
+                const struct ut_str *str;
 
                 if (f->hidden)
                         continue;
@@ -306,19 +368,18 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                 w = put_name(w, f);
                 *w++ = ':';
                 if (!f->is_str) {
-                        if (f->index >= e->nvals)
-                                LIT(w, "null");
-                        else if (probe_value_signed(p, f->index, loc))
-                                w = put_s64(w, (int64_t)vals[f->index]);
+                        x = put_integer(w, p, &v, f);
+                        if (x)
+                                w = x;
                         else
-                                w = put_u64(w, vals[f->index]);
+                                LIT(w, "null");
                         continue;
                 }
-                if (f->index >= UT_MAX_STRS || !strs[f->index] ||
-                    (strs[f->index]->flags & UT_STR_FAULT))
+                str = format_string(&v, f);
+                if (!str)
                         LIT(w, "null");
                 else
-                        w = put_json_str(w, (const char *)(strs[f->index] + 1), strs[f->index]->len);
+                        w = put_json_str(w, (const char *)(str + 1), str->len);
         }
         *w++ = '}';
         /* strings that could not be read, or were cut, are named, never silent */
@@ -330,7 +391,7 @@ bool format_event(struct buf *b, const struct probe *p, const void *rec, size_t 
                         const struct probe_field *f = &p->fields[i];
 
                         if (f->hidden || !f->is_str || f->index >= UT_MAX_STRS ||
-                            !strs[f->index] || !(strs[f->index]->flags & flag))
+                            !v.strs[f->index] || !(v.strs[f->index]->flags & flag))
                                 continue;
                         if (any)
                                 *w++ = ',';

@@ -25,6 +25,7 @@ struct options {
         bool config_given;
         bool check_config;
         const char *group;
+        const char *metrics_group;
         bool purge;
         struct config_settings cli; /* overrides the configuration file */
 };
@@ -50,6 +51,10 @@ static void help(void)
                "      --queue-size SIZE   bytes of events queued per client (default 4M)\n"
                "      --group NAME        members of this group may do all that root may\n"
                "                          (default utraced)\n"
+               "      --metrics-group NAME\n"
+               "                          members of this group may read the metrics of\n"
+               "                          every probe, and nothing more (default\n"
+               "                          utraced-metrics)\n"
                "      --no-uprobe-multi   one perf-event link per location, even where the\n"
                "                          kernel has uprobe_multi links\n"
                "      --log-level LEVEL   debug, info, notice, warning or error (default info)\n"
@@ -77,7 +82,7 @@ static int cli_setting(struct options *o, enum config_key key, const char *optio
 static int parse_args(int argc, char **argv, struct options *o)
 {
         enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_GROUP, OPT_NO_MULTI, OPT_LOG, OPT_PURGE,
-               OPT_CONFIG, OPT_CHECK };
+               OPT_CONFIG, OPT_CHECK, OPT_METRICS_GROUP };
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, OPT_CONFIG },
                 { "check-config", no_argument, NULL, OPT_CHECK },
@@ -87,6 +92,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
                 { "queue-size", required_argument, NULL, OPT_QUEUE },
                 { "group", required_argument, NULL, OPT_GROUP },
+                { "metrics-group", required_argument, NULL, OPT_METRICS_GROUP },
                 { "no-uprobe-multi", no_argument, NULL, OPT_NO_MULTI },
                 { "log-level", required_argument, NULL, OPT_LOG },
                 { "purge", no_argument, NULL, OPT_PURGE },
@@ -111,6 +117,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                         break;
                 case OPT_QUEUE: r = cli_setting(o, CONFIG_QUEUE_SIZE, "--queue-size", optarg); break;
                 case OPT_GROUP: o->group = optarg; break;
+                case OPT_METRICS_GROUP: o->metrics_group = optarg; break;
                 case OPT_NO_MULTI: r = cli_setting(o, CONFIG_UPROBE_MULTI, "--no-uprobe-multi", "no"); break;
                 case OPT_LOG: r = cli_setting(o, CONFIG_LOG_LEVEL, "--log-level", optarg); break;
                 case OPT_PURGE: o->purge = true; break;
@@ -198,7 +205,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 int main(int argc, char **argv)
 {
-        struct options o = { .config_path = DEFAULT_CONFIG, .group = "utraced" };
+        struct options o = { .config_path = DEFAULT_CONFIG, .group = "utraced",
+                             .metrics_group = "utraced-metrics" };
         const struct config_settings *cs;
         const char *const *cerrors;
         size_t ncerrors;
@@ -283,6 +291,7 @@ int main(int argc, char **argv)
                 .request_max = 1u << 20,
                 .flush_ns = 2000000,
                 .group = access_group(o.group),
+                .metrics_group = access_group(o.metrics_group),
                 .max_user_clients = 64,
         };
         r = server_new(loop, m, &so, &srv, &err);

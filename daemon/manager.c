@@ -433,39 +433,48 @@ int manager_stats(struct manager *m, const struct probe *p, struct ut_stats *ret
         return 0;
 }
 
-int manager_aggregations(struct manager *m, const struct probe *p, manager_agg_cb cb,
-                         void *userdata)
+/* Every key of the aggregation map, or those of slot only (slot < UT_MAX_PROBES). */
+static void walk_aggregations(struct manager *m, uint32_t slot, manager_agg_cb cb, void *userdata)
 {
         int fd = loader_map_fd(m->loader, MAP_AGGS);
         struct ut_agg_key key, next;
         struct ut_agg_val val;
         bool have = false;
 
+        while (bpf_map_get_next_key(fd, have ? &key : NULL, &next) == 0) {
+                key = next;
+                have = true;
+                if (slot < UT_MAX_PROBES && key.probe != slot)
+                        continue;
+                if (bpf_map_lookup_elem(fd, &key, &val) == 0)
+                        cb(&key, &val, userdata);
+        }
+}
+
+int manager_aggregations(struct manager *m, const struct probe *p, manager_agg_cb cb,
+                         void *userdata)
+{
         if (p->cfg.mode == UT_MODE_COUNT && p->cfg.key_src == UT_SRC_NONE) {
                 /* counted per CPU in the stats, without a map entry (utrace.h) */
+                struct ut_agg_key key = { .probe = p->slot };
+                struct ut_agg_val val = { 0 };
                 struct ut_stats st;
                 int r = manager_stats(m, p, &st);
 
                 if (r < 0)
                         return r;
-                memset(&key, 0, sizeof(key));
-                memset(&val, 0, sizeof(val));
-                key.probe = p->slot;
                 val.count = st.aggregated;
                 if (val.count)
                         cb(&key, &val, userdata);
                 return 0;
         }
-
-        while (bpf_map_get_next_key(fd, have ? &key : NULL, &next) == 0) {
-                key = next;
-                have = true;
-                if (key.probe != p->slot)
-                        continue;
-                if (bpf_map_lookup_elem(fd, &key, &val) == 0)
-                        cb(&key, &val, userdata);
-        }
+        walk_aggregations(m, p->slot, cb, userdata);
         return 0;
+}
+
+void manager_aggregations_all(struct manager *m, manager_agg_cb cb, void *userdata)
+{
+        walk_aggregations(m, UT_MAX_PROBES, cb, userdata);
 }
 
 /* --- start-up: adopt what is pinned, finish what was interrupted ----------- */

@@ -64,3 +64,6 @@ typedef void (*manager_agg_cb)(const struct ut_agg_key *key, const struct ut_agg
                                void *userdata);
 int manager_aggregations(struct manager *m, const struct probe *p, manager_agg_cb cb,
                          void *userdata);
+/* Every key of every probe's aggregation, in one pass over the map (key->probe
+ * is the slot; manager_by_slot() finds the probe). */
+void manager_aggregations_all(struct manager *m, manager_agg_cb cb, void *userdata);

@@ -10,6 +10,7 @@
 #include "attach.h"
 #include "elffile.h"
 #include "loader.h"
+#include "output.h"
 #include "probe.h"
 #include "target.h"
 #include "usdt.h"
@@ -39,6 +40,7 @@ void probe_free(struct probe *p)
         free(p->atts);
         free(p->request);
         free(p->config);
+        output_free(p->output);
         probe_spec_done(&p->spec);
         free(p);
 }

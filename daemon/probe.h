@@ -11,6 +11,7 @@
 #include "utrace.h"
 
 struct loader;
+struct output;
 
 /* How to decode one named value of an event. */
 struct probe_field {
@@ -78,6 +79,11 @@ struct probe {
         uint8_t retval_cast;     /* the first cast of retval in --arg, --filter, hist(),
                                   * --by: the type an event's retval is shown with */
         uint64_t drops_reported; /* dropped hits (lost + busy) told to subscribers */
+        /* what became of its events in this daemon (metrics.h) */
+        uint64_t delivered;      /* copies queued for subscribers */
+        uint64_t queue_dropped;  /* copies dropped: a subscriber's queue was full */
+        uint64_t unclaimed;      /* events no subscriber or output took */
+        struct output *output;   /* configured probes: journal and file (output.h) */
 
         char *config;   /* configured probes: the [Probe] Name= */
         enum probe_intent intent;

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "listing.h"
 #include "log.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "request.h"
 #include "util.h"
@@ -264,7 +265,7 @@ static int m_hello(struct client *c, json_object *params, json_object **result, 
 {
         static const char *const features[] = {
                 "uprobe", "uretprobe", "usdt", "strings", "filter", "latency", "aggregate",
-                "transient", "probes", "config",
+                "transient", "probes", "config", "metrics",
         };
         json_object *o = json_object_new_object();
         json_object *f = json_object_new_array();
@@ -732,6 +733,45 @@ static int m_reload(struct client *c, json_object *params, json_object **result,
         return config_reload(manager_config(server_manager(c->srv)), result, err);
 }
 
+static int m_metrics(struct client *c, json_object *params, json_object **result,
+                     struct error *err)
+{
+        enum metrics_format fmt = METRICS_PROMETHEUS;
+        struct buf b = { 0 };
+
+        if (params) {
+                json_object_object_foreach(params, k, v) {
+                        if (!streq(k, "format"))
+                                return error_set(err, E_INVALID_PARAMS, -EINVAL,
+                                                 "metrics: unknown parameter \"%.64s\"", k);
+                        if (json_object_is_type(v, json_type_string) &&
+                            streq(json_object_get_string(v), "openmetrics"))
+                                fmt = METRICS_OPENMETRICS;
+                        else if (!json_object_is_type(v, json_type_string) ||
+                                 !streq(json_object_get_string(v), "prometheus"))
+                                return error_set(err, E_INVALID_PARAMS, -EINVAL,
+                                                 "metrics: \"format\" is \"prometheus\" or "
+                                                 "\"openmetrics\"");
+                }
+        }
+        metrics_write(&b, c->srv, c, c->who.reads_metrics, fmt);
+        if (b.oom || b.len > INT_MAX) {
+                buf_free(&b);
+                return -ENOMEM;
+        }
+        *result = json_object_new_object();
+        add(*result, "format", json_object_new_string(fmt == METRICS_OPENMETRICS ? "openmetrics"
+                                                                                 : "prometheus"));
+        add(*result, "content_type",
+            json_object_new_string(fmt == METRICS_OPENMETRICS
+                                           ? "application/openmetrics-text; version=1.0.0; "
+                                             "charset=utf-8"
+                                           : "text/plain; version=0.0.4; charset=utf-8"));
+        add(*result, "text", json_object_new_string_len(b.data, (int)b.len));
+        buf_free(&b);
+        return 0;
+}
+
 static const struct {
         const char *name;
         method_fn fn;
@@ -748,6 +788,7 @@ static const struct {
         { "aggregations", m_aggregations, ANYONE },
         { "probes", m_probes, ANYONE },
         { "reload", m_reload, PRIVILEGED },
+        { "metrics", m_metrics, ANYONE },
 };
 
 /* --- dispatch -------------------------------------------------------------- */

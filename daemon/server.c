@@ -195,10 +195,12 @@ static bool deliver(struct probe *p, const char *line, size_t len, void *userdat
                 if (client_queued(c) + len > s->opts.queue_max) {
                         c->dropped++;
                         c->dropped_unsent++;
+                        p->queue_dropped++;
                         continue;
                 }
                 buf_put(&c->out, line, len);
                 c->delivered++;
+                p->delivered++;
         }
         return any;
 }
@@ -341,7 +343,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
         c->srv = s;
         c->fd = cfd;
         c->id = s->next_id++;
-        if (access_identify(cfd, s->opts.group, &c->who) < 0) {
+        if (access_identify(cfd, s->opts.group, s->opts.metrics_group, &c->who) < 0) {
                 close(cfd);
                 free(c);
                 return 0;

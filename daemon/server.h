@@ -55,6 +55,7 @@ struct server_opts {
         size_t request_max;
         uint64_t flush_ns;
         gid_t group;             /* members are privileged (access.h); -1: none */
+        gid_t metrics_group;     /* members read every probe's metrics; -1: none */
         unsigned max_user_clients; /* connections of one unprivileged user */
 };
 

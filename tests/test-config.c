@@ -214,6 +214,75 @@ static void test_probes(void)
         config_free(c);
 }
 
+static void test_outputs(void)
+{
+        char conf[256], probes_dir[128];
+        struct config *c;
+        json_object *st, *n;
+
+        snprintf(conf, sizeof(conf), "[Daemon]\nProbesDirectory=%s/outputs.d\n", dir);
+        snprintf(probes_dir, sizeof(probes_dir), "%s/outputs.d", dir);
+        mkdir(probes_dir, 0700);
+        write_file("outputs.d/out.conf",
+                   "[Probe]\n"                                          /* 1 */
+                   "Name=out-ok\n"
+                   "Spec=uprobe:libc.so.6:malloc\n"
+                   "Journal=yes\n"
+                   "JournalRateLimitIntervalSec=500ms\n"                /* 5 */
+                   "JournalRateLimitBurst=0\n"
+                   "File=/var/log/utraced/a.ndjson\n"
+                   "FileMaxSize=1M\n"
+                   "FileKeep=3\n"
+                   "[Probe]\n"                                          /* 10 */
+                   "Name=out-bad\n"
+                   "Spec=uprobe:libc.so.6:free\n"
+                   "Journal=maybe\n"
+                   "JournalRateLimitIntervalSec=soon\n"
+                   "File=relative.ndjson\n"                             /* 15 */
+                   "FileMaxSize=1K\n"
+                   "FileKeep=0\n"
+                   "[Probe]\n"
+                   "Name=out-dup\n"
+                   "Spec=uprobe:libc.so.6:free\n"                       /* 20 */
+                   "File=/var/log/utraced/a.ndjson\n"
+                   "[Probe]\n"
+                   "Name=out-agg\n"
+                   "Spec=uprobe:libc.so.6:free\n"
+                   "Aggregate=count\n"                                  /* 25 */
+                   "Journal=yes\n"
+                   "[Probe]\n"
+                   "Name=out-orphan\n"
+                   "Spec=uprobe:libc.so.6:free\n"
+                   "FileKeep=2\n"                                       /* 30 */
+                   "Journal=no\n"
+                   "JournalRateLimitBurst=3\n");
+        c = load(conf, NULL);
+        CHECK(error_is(c, 0, "outputs.d/out.conf:13: Journal=maybe: need yes or no"),
+              "Journal= is a boolean: %s", error_at(c, 0));
+        CHECK(error_is(c, 1, "outputs.d/out.conf:14: JournalRateLimitIntervalSec=soon: need a "
+                             "time span"), "a time span: %s", error_at(c, 1));
+        CHECK(error_is(c, 2, "outputs.d/out.conf:15: File=relative.ndjson: need the absolute path"),
+              "File= is absolute: %s", error_at(c, 2));
+        CHECK(error_is(c, 3, "outputs.d/out.conf:16: FileMaxSize=1K: need a size of at least 4K"),
+              "FileMaxSize= is at least 4K: %s", error_at(c, 3));
+        CHECK(error_is(c, 4, "outputs.d/out.conf:17: FileKeep=0: need 1 to 1000"),
+              "FileKeep= keeps one file at least: %s", error_at(c, 4));
+        CHECK(error_is(c, 5, "outputs.d/out.conf:21: File=/var/log/utraced/a.ndjson: probe out-ok "
+                             "at "), "one probe per file: %s", error_at(c, 5));
+        CHECK(error_is(c, 6, "outputs.d/out.conf:26: Journal=: a probe with Aggregate= has no "
+                             "events"), "aggregations have no events to send: %s", error_at(c, 6));
+        CHECK(error_is(c, 7, "outputs.d/out.conf:32: JournalRateLimitBurst= without Journal=yes"),
+              "journal keys need Journal=yes: %s", error_at(c, 7));
+        CHECK(error_is(c, 8, "outputs.d/out.conf:30: FileKeep= without File="),
+              "file keys need File=: %s", error_at(c, 8));
+        CHECK(nerrors(c) == 9, "9 errors, no more (%zu)", nerrors(c));
+        st = config_status(c);
+        json_object_object_get_ex(st, "probes", &n);
+        CHECK(json_object_get_int(n) == 1, "the probe with every output key is valid");
+        json_object_put(st);
+        config_free(c);
+}
+
 /* conf/utraced.conf shows every key at its default: uncommented, it changes
  * nothing; the example probes are valid. */
 static void test_examples(void)
@@ -266,6 +335,7 @@ int main(void)
         test_settings();
         test_errors();
         test_probes();
+        test_outputs();
         test_examples();
         {
                 char cmd[128];

@@ -17,10 +17,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 
 from harness import BPFFS_PREFIX, BUILD, SANITIZED, Client, Fixture
 
@@ -219,6 +221,8 @@ class Install(unittest.TestCase):
                  for d, _, fs in os.walk(dest) for f in fs}
         want = {"usr/sbin/utraced", "usr/bin/utracectl",
                 f"{unitdir.lstrip('/')}/utraced.service", f"{unitdir.lstrip('/')}/utraced.socket",
+                f"{unitdir.lstrip('/')}/utraced-metrics.socket",
+                f"{unitdir.lstrip('/')}/utraced-metrics@.service",
                 "usr/lib/sysusers.d/utraced.conf",
                 "usr/share/bash-completion/completions/utracectl",
                 "usr/share/man/man8/utraced.8", "usr/share/man/man8/utracectl.8",
@@ -391,6 +395,108 @@ class Systemd(unittest.TestCase):
         print("\n".join(line for line in out.splitlines() if line.startswith("\u2717")))
         print(f"systemd-analyze security utraced.service: {m.group(1)} (full output in {LOG})")
         self.assertLessEqual(float(m.group(1)), 3.0, out)
+
+
+    def test_8_metrics_over_http(self):
+        # utraced-metrics.socket starts a sandboxed responder per connection
+        p = self.ct.sh("systemd-analyze", "verify", "--man=no", "utraced-metrics.socket",
+                       check=False)
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+        self.ct.sh("systemctl", "start", "utraced.service")
+        probe = self.ctl("attach", f"uprobe:{TARGET_IN}:ut_add", "--aggregate", "count").stdout
+        self.addCleanup(self.ct.sh, "utracectl", "detach", probe.split()[0], check=False)
+        f = self.fixture()
+        f.cmd("add 1 2 3")
+        port = free_port()
+        dropin = self.ct.path("/etc/systemd/system/utraced-metrics.socket.d")
+        os.makedirs(dropin, exist_ok=True)
+        with open(os.path.join(dropin, "port.conf"), "w") as fh:
+            fh.write(f"[Socket]\nListenStream=\nListenStream=127.0.0.1:{port}\n")
+        self.ct.sh("systemctl", "daemon-reload")
+        self.ct.sh("systemctl", "start", "utraced-metrics.socket")
+        self.addCleanup(self.ct.sh, "systemctl", "stop", "utraced-metrics.socket", check=False)
+        # the container shares the host's network: scraped from here
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                status, body = r.status, r.read().decode()
+        except OSError as e:
+            log = self.ct.sh("journalctl", "-u", "utraced-metrics*", "--no-pager", check=False)
+            self.fail(f"GET /metrics: {e}\n{log.stdout}")
+        self.assertEqual(status, 200)
+        p = run(["promtool", "check", "metrics"], input=body)
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+        # a dynamic user, in the metrics group: it sees root's probe
+        line = f'utrace_aggregation_count_total{{probe="{probe.split()[0]}"}} 3'
+        self.assertIn(line, body.splitlines())
+        out = self.ct.sh("systemd-analyze", "security", "utraced-metrics@0.service",
+                         "--no-pager").stdout
+        m = re.search(r"Overall exposure level for utraced-metrics@0.service: ([0-9.]+)", out)
+        self.assertIsNotNone(m, out)
+        print(f"systemd-analyze security utraced-metrics@0.service: {m.group(1)}")
+        self.assertLessEqual(float(m.group(1)), 2.0, out)
+
+    def test_9_journal_and_file_outputs(self):
+        conf = self.ct.path("/etc/utraced/probes.d/outputs.conf")
+        with open(conf, "w") as fh:
+            fh.write(f"""[Probe]
+Name=greets
+Spec=uprobe:{TARGET_IN}:ut_greet
+Arg=name=str(arg0)
+Arg=n=arg1
+Journal=yes
+JournalRateLimitBurst=5
+JournalRateLimitIntervalSec=1h
+File=/var/log/utraced/greets.ndjson
+""")
+        self.addCleanup(self.ct.sh, "systemctl", "reload", "utraced.service", check=False)
+        self.addCleanup(os.unlink, conf)
+        self.ct.sh("systemctl", "start", "utraced.service")
+        self.ctl("reload")
+        c = self.client()
+        c.call("subscribe", {"ids": []})   # the first subscriber: no hold after the start
+        f = self.fixture()
+        f.cmd("greet hello 3")
+        f.cmd("greet again 4")
+
+        def entries():
+            out = self.ct.sh("journalctl", "UTRACE_PROBE=greets", "-o", "json",
+                             "--no-pager").stdout
+            return [json.loads(x) for x in out.splitlines() if x.strip()]
+        got = self.wait_for("5 journal entries", lambda: len(entries()) >= 5 and entries())
+        self.assertEqual(len(got), 5)                       # the rate limit: 5 per hour
+        self.assertEqual([(e["UTRACE_ARG_NAME"], e["UTRACE_ARG_N"]) for e in got],
+                         [("hello", "0"), ("hello", "1"), ("hello", "2"), ("again", "0"),
+                          ("again", "1")])
+        path = self.ct.path("/var/log/utraced/greets.ndjson")
+        self.wait_for("7 lines in the file", lambda: os.path.exists(path) and
+                      len(open(path).read().splitlines()) == 7)
+        with open(path) as fh:
+            lines = [json.loads(x) for x in fh]
+        self.assertEqual([(x["config"], x["args"]["name"], x["args"]["n"]) for x in lines],
+                         [("greets", "hello", 0), ("greets", "hello", 1), ("greets", "hello", 2)] +
+                         [("greets", "again", i) for i in range(4)])
+        for e, x in zip(got, lines):
+            self.assertEqual((e["UTRACE_PID"], e["UTRACE_TID"], e["UTRACE_COMM"],
+                              e["UTRACE_TS_NS"]),
+                             (str(x["pid"]), str(x["tid"]), "target", str(x["ts"])))
+            self.assertEqual((e["PRIORITY"], e["SYSLOG_IDENTIFIER"], e["_SYSTEMD_UNIT"]),
+                             ("6", "utraced", "utraced.service"))
+            self.assertTrue(e["MESSAGE"].startswith(f"greets: target {x['pid']}/{x['tid']} name="))
+            self.assertNotIn("OBJECT_PID", e)   # another PID namespace than the events'
+        st = os.stat(path)
+        self.assertEqual((oct(st.st_mode & 0o777), st.st_uid), ("0o640", 0))
+        m = self.ctl("metrics").stdout.splitlines()
+        pid = lines[0]["probe"]
+        for want in ('output="journal"} 5', 'output="file"} 7'):
+            self.assertIn(f'utrace_probe_delivered_total{{probe="{pid}",name="greets",{want}', m)
+        self.assertIn(f'utrace_probe_dropped_total{{probe="{pid}",name="greets",output="journal",'
+                      'cause="ratelimit"} 2', m)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class DebianPackage(unittest.TestCase):
