@@ -381,6 +381,16 @@ __noinline int ut_pred(struct pt_regs *ctx, const struct ut_site *site, const st
                 break;
         case UT_SRC_COMM:
                 return cmp_str(pr, e->comm, comm_len(e->comm), false);
+        case UT_SRC_EXE: {
+                struct task_struct *t = bpf_get_current_task_btf();
+                struct inode *ino = BPF_CORE_READ(t, mm, exe_file, f_inode);
+                __u64 dev;
+
+                __builtin_memcpy(&dev, pr->str, sizeof(dev));
+                v = BPF_CORE_READ(ino, i_ino) == pr->val &&
+                    (__u64)BPF_CORE_READ(ino, i_sb, s_dev) == dev;
+                return pr->op == UT_OP_EQ ? v : !v;
+        }
         case UT_SRC_STR: {
                 __u32 off = string_at(rec, sbase, pr->idx);
                 const struct ut_str *h;

@@ -78,6 +78,7 @@ enum ut_src {
         UT_SRC_COMM,     /* key only */
         UT_SRC_STR,      /* string slot idx */
         UT_SRC_CGROUP,   /* cgroup id; predicates: idx 1 = the cgroup or one below it, 0 = exactly */
+        UT_SRC_EXE,      /* predicates: the executable is the file val (inode), str (device) */
         UT_SRC_NONE = 0xff,
 };
 

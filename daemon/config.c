@@ -72,6 +72,7 @@ static const struct {
         { "QueueSize", CONFIG_QUEUE_SIZE },
         { "UprobeMulti", CONFIG_UPROBE_MULTI },
         { "LogLevel", CONFIG_LOG_LEVEL },
+        { "WatchIntervalSec", CONFIG_WATCH_INTERVAL },
 };
 
 void config_settings_init(struct config_settings *s)
@@ -85,6 +86,7 @@ void config_settings_init(struct config_settings *s)
         s->queue_size = 4u << 20;
         s->uprobe_multi = true;
         s->log_level = LOG_INFO;
+        s->watch_interval_us = 30 * 1000000ULL;
 }
 
 /* A size in bytes with an optional K, M or G suffix. */
@@ -187,6 +189,12 @@ int config_parse_setting(struct config_settings *s, enum config_key key, const c
                         return error_set(err, E_CONFIG, -EINVAL, "need yes or no");
                 s->uprobe_multi = v;
                 break;
+        case CONFIG_WATCH_INTERVAL:
+                if (parse_timespan(value, &s->watch_interval_us) < 0 ||
+                    s->watch_interval_us < 100000 || s->watch_interval_us > 86400000000ULL)
+                        return error_set(err, E_CONFIG, -EINVAL,
+                                         "need a time span from 100ms to 1d (e.g. 30s)");
+                break;
         case CONFIG_LOG_LEVEL:
                 v = log_parse_priority(value);
                 if (v < 0)
@@ -222,6 +230,8 @@ static void override(struct config_settings *s, const struct config_settings *cl
                 s->queue_size = cli->queue_size;
         if (cli->set & CONFIG_UPROBE_MULTI)
                 s->uprobe_multi = cli->uprobe_multi;
+        if (cli->set & CONFIG_WATCH_INTERVAL)
+                s->watch_interval_us = cli->watch_interval_us;
         if (cli->set & CONFIG_LOG_LEVEL)
                 s->log_level = cli->log_level;
 }
@@ -559,7 +569,8 @@ static void daemon_assignment(struct parser *ps, const char *key, const char *va
                         break;
         if (i == ARRAY_SIZE(setting_names)) {
                 parse_error(ps, "unknown key %s= in [Daemon] (known: Socket, BpffsRoot, StateDir, "
-                            "ProbesDirectory, RingBufferSize, QueueSize, UprobeMulti, LogLevel)",
+                            "ProbesDirectory, RingBufferSize, QueueSize, UprobeMulti, LogLevel, "
+                            "WatchIntervalSec)",
                             key);
                 return;
         }
@@ -1057,6 +1068,8 @@ static void settings_changed(struct config *c, const struct config_settings *s)
                 log_notice("QueueSize= changed: takes effect at the next start");
         if (s->uprobe_multi != was->uprobe_multi)
                 log_notice("UprobeMulti= changed: takes effect at the next start");
+        if (s->watch_interval_us != was->watch_interval_us)
+                log_notice("WatchIntervalSec= changed: takes effect at the next start");
 }
 
 int config_reload(struct config *c, json_object **result, struct error *err)

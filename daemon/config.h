@@ -31,6 +31,7 @@ enum config_key {
         CONFIG_QUEUE_SIZE = 1 << 5,
         CONFIG_UPROBE_MULTI = 1 << 6,
         CONFIG_LOG_LEVEL = 1 << 7,
+        CONFIG_WATCH_INTERVAL = 1 << 8,
 };
 
 struct config_settings {
@@ -43,6 +44,7 @@ struct config_settings {
         size_t queue_size;
         bool uprobe_multi;
         int log_level;
+        uint64_t watch_interval_us; /* passes of the watcher over every mapping */
 };
 
 void config_settings_init(struct config_settings *s);

@@ -304,6 +304,38 @@ static int each_function(const struct elf_file *f, int (*fn)(const struct func_s
         return r;
 }
 
+int elf_find_object(const struct elf_file *f, const char *name, uint64_t *addr)
+{
+        Elf_Scn *scn = NULL;
+
+        while ((scn = elf_nextscn(f->elf, scn))) {
+                GElf_Shdr shdr;
+                Elf_Data *data;
+
+                if (!gelf_getshdr(scn, &shdr) ||
+                    (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM))
+                        continue;
+                data = elf_getdata(scn, NULL);
+                if (!data || !shdr.sh_entsize)
+                        continue;
+                for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; i++) {
+                        const char *n;
+                        GElf_Sym sym;
+
+                        if (!gelf_getsym(data, (int)i, &sym))
+                                break;
+                        if (GELF_ST_TYPE(sym.st_info) != STT_OBJECT || sym.st_shndx == SHN_UNDEF)
+                                continue;
+                        n = elf_strptr(f->elf, shdr.sh_link, sym.st_name);
+                        if (n && streq(n, name)) {
+                                *addr = sym.st_value;
+                                return 0;
+                        }
+                }
+        }
+        return -ENOENT;
+}
+
 struct symbols {
         struct elf_symbol *syms;
         size_t n, cap;

@@ -46,6 +46,8 @@ int elf_addr_to_offset(const struct elf_file *f, uint64_t addr, uint64_t *ret);
 int elf_find_symbols(const struct elf_file *f, const char *pattern, bool glob,
                      struct elf_symbol **ret);
 void elf_symbols_free(struct elf_symbol *syms, int n);
+/* The virtual address of the data object (STT_OBJECT) name; -ENOENT. */
+int elf_find_object(const struct elf_file *f, const char *name, uint64_t *addr);
 
 /*
  * Every function symbol of .symtab and .dynsym whose name (plain or

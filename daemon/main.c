@@ -19,6 +19,7 @@
 #include "manager.h"
 #include "server.h"
 #include "util.h"
+#include "watch.h"
 
 struct options {
         const char *config_path;
@@ -58,6 +59,10 @@ static void help(void)
                "      --no-uprobe-multi   one perf-event link per location, even where the\n"
                "                          kernel has uprobe_multi links\n"
                "      --log-level LEVEL   debug, info, notice, warning or error (default info)\n"
+               "      --watch-interval TIME\n"
+               "                          how often watched probes look at every process's\n"
+               "                          mappings: release files nobody maps, find what\n"
+               "                          was missed (default 30s)\n"
                "      --purge             detach every probe of this instance, remove its pins\n"
                "                          and its state file, and exit\n"
                "  -h, --help              show this help and exit\n"
@@ -82,7 +87,7 @@ static int cli_setting(struct options *o, enum config_key key, const char *optio
 static int parse_args(int argc, char **argv, struct options *o)
 {
         enum { OPT_RINGBUF = 256, OPT_QUEUE, OPT_GROUP, OPT_NO_MULTI, OPT_LOG, OPT_PURGE,
-               OPT_CONFIG, OPT_CHECK, OPT_METRICS_GROUP };
+               OPT_CONFIG, OPT_CHECK, OPT_METRICS_GROUP, OPT_WATCH_INTERVAL };
         static const struct option longopts[] = {
                 { "config", required_argument, NULL, OPT_CONFIG },
                 { "check-config", no_argument, NULL, OPT_CHECK },
@@ -95,6 +100,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 { "metrics-group", required_argument, NULL, OPT_METRICS_GROUP },
                 { "no-uprobe-multi", no_argument, NULL, OPT_NO_MULTI },
                 { "log-level", required_argument, NULL, OPT_LOG },
+                { "watch-interval", required_argument, NULL, OPT_WATCH_INTERVAL },
                 { "purge", no_argument, NULL, OPT_PURGE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
@@ -120,6 +126,9 @@ static int parse_args(int argc, char **argv, struct options *o)
                 case OPT_METRICS_GROUP: o->metrics_group = optarg; break;
                 case OPT_NO_MULTI: r = cli_setting(o, CONFIG_UPROBE_MULTI, "--no-uprobe-multi", "no"); break;
                 case OPT_LOG: r = cli_setting(o, CONFIG_LOG_LEVEL, "--log-level", optarg); break;
+                case OPT_WATCH_INTERVAL:
+                        r = cli_setting(o, CONFIG_WATCH_INTERVAL, "--watch-interval", optarg);
+                        break;
                 case OPT_PURGE: o->purge = true; break;
                 case 'h': help(); return 0;
                 case 'V': printf("utraced %s\n", UTRACE_VERSION); return 0;
@@ -215,6 +224,7 @@ int main(int argc, char **argv)
         struct config *cfg = NULL;
         struct manager *m = NULL;
         struct server *srv = NULL;
+        struct watch *watch = NULL;
         struct error err = { 0 };
         struct notify_status ns = { 0 };
         sd_event *loop = NULL;
@@ -284,6 +294,19 @@ int main(int argc, char **argv)
                 goto out;
         }
         manager_set_config(m, cfg);
+        {
+                struct watch_opts wo = {
+                        .bpffs_root = cs->bpffs_root,
+                        .interval_ns = cs->watch_interval_us * 1000,
+                        .hold_max_ns = 5ULL * 1000000000ULL,
+                };
+
+                r = watch_new(loop, m, &wo, &watch);
+                if (r < 0) {
+                        log_error("watch: %s", strerror(-r));
+                        goto out;
+                }
+        }
         config_start(cfg, m);
         so = (struct server_opts){
                 .socket_path = cs->socket_path,
@@ -323,6 +346,7 @@ int main(int argc, char **argv)
         sd_notify(0, "STOPPING=1");
 out:
         server_free(srv);
+        watch_free(watch);
         manager_free(m);
         config_free(cfg);
         sd_event_unref(loop);

@@ -13,6 +13,7 @@
 #include "request.h"
 #include "state.h"
 #include "util.h"
+#include "watch.h"
 
 /* A slot or site freed by a detach stays unused this long: the kernel
  * releases unpinned links asynchronously, and a late hit must not land in a
@@ -34,6 +35,7 @@ struct manager {
         int ncpus;
         struct ut_stats *percpu;
         struct config *config;
+        struct watch *watch;
         bool readonly; /* the state file could not be read: never overwrite it */
         /* start-up: the probes of the state file, before they are reconciled */
         struct probe **loaded;
@@ -93,7 +95,8 @@ static void for_each_site(struct probe *p, void (*fn)(struct manager *, uint32_t
                 fn(m, p->shared_site);
         else
                 for (size_t i = 0; i < p->nlocs; i++)
-                        fn(m, p->locs[i].site);
+                        if (!p->locs[i].hole)
+                                fn(m, p->locs[i].site);
 }
 
 static void site_release(struct manager *m, uint32_t s)
@@ -115,6 +118,8 @@ static int write_sites(struct manager *m, struct probe *p)
         for (size_t k = 0; k < probe_nsites(p); k++) {
                 uint32_t id = p->have_shared_site ? p->shared_site : p->locs[k].site;
 
+                if (!p->have_shared_site && p->locs[k].hole)
+                        continue;
                 probe_site(p, k, &site);
                 if (bpf_map_update_elem(fd, &id, &site, BPF_ANY) < 0)
                         return -errno;
@@ -313,9 +318,13 @@ static int attach_probe(struct manager *m, struct probe_spec *spec, const char *
         }
         p->intent = PROBE_STEADY;
         save(m);
-        log_info("probe %llu attached: %s (%zu location%s in %zu file%s)%s%s%s",
-                 (unsigned long long)p->id, p->spec.text, p->nlocs, p->nlocs == 1 ? "" : "s",
-                 p->natts, p->natts == 1 ? "" : "s", p->spec.pid ? " for one process" : "",
+        if (probe_watched(p) && m->watch)
+                watch_probe_added(m->watch, p); /* the files processes map now */
+        log_info("probe %llu attached: %s (%zu location%s in %zu file%s)%s%s%s%s",
+                 (unsigned long long)p->id, p->spec.text, probe_nlocations(p),
+                 probe_nlocations(p) == 1 ? "" : "s", p->natts, p->natts == 1 ? "" : "s",
+                 p->spec.pid ? " for one process" : "",
+                 probe_watched(p) ? ", watching for more" : "",
                  p->config ? ", configured as " : "", p->config ? p->config : "");
         *ret = p;
         return 0;
@@ -338,6 +347,8 @@ int manager_attach_config(struct manager *m, struct probe_spec *spec, const char
 
 void manager_detach_many(struct manager *m, struct probe *const *probes, size_t n)
 {
+        bool watched = false;
+
         if (!n)
                 return;
         /* the intent first: a start after a crash from here on finishes the detach */
@@ -352,9 +363,89 @@ void manager_detach_many(struct manager *m, struct probe *const *probes, size_t 
                 release_probe(m, p);
                 unregister_probe(m, p);
                 log_info("probe %llu detached: %s", (unsigned long long)p->id, p->spec.text);
+                watched |= probe_watched(p);
                 probe_free(p);
         }
         save(m);
+        if (watched && m->watch)
+                watch_update(m->watch);
+}
+
+int manager_add_file(struct manager *m, struct probe *p, const char *path, const char *shown,
+                     uint64_t kdev, uint64_t kino, struct error *err)
+{
+        struct attachment *a;
+        size_t n;
+        int r = probe_add_file(p, path, shown, kdev, kino, err);
+
+        if (r <= 0)
+                return r;
+        a = &p->atts[p->natts - 1];
+        n = a->loc_count;
+        if (p->have_shared_site) {
+                for (size_t i = 0; i < n; i++)
+                        p->locs[a->loc_first + i].site = p->shared_site;
+        } else {
+                _cleanup_free_ uint32_t *sites = calloc(n, sizeof(uint32_t));
+                int fd = loader_map_fd(m->loader, MAP_SITES);
+
+                if (!sites || alloc_sites(m, sites, n) < 0) {
+                        probe_remove_attachment(p, p->natts - 1, m->root);
+                        return error_set(err, E_LIMIT, -ENOSPC,
+                                         "%s in %s needs %zu argument sites; too few are free",
+                                         p->spec.text, shown, n);
+                }
+                for (size_t i = 0; i < n; i++) {
+                        struct ut_site site;
+
+                        p->locs[a->loc_first + i].site = sites[i];
+                        probe_site(p, a->loc_first + i, &site);
+                        bpf_map_update_elem(fd, &sites[i], &site, BPF_ANY);
+                }
+        }
+        r = probe_attach(p, a, m->loader, m->root, err);
+        probe_release_files(p);
+        if (r < 0) {
+                if (!p->have_shared_site)
+                        for (size_t i = 0; i < n; i++)
+                                site_release(m, p->locs[a->loc_first + i].site);
+                probe_remove_attachment(p, p->natts - 1, m->root);
+                return r;
+        }
+        save(m);
+        return 1;
+}
+
+static void release_files(struct manager *m, struct probe *p, const bool *drop)
+{
+        size_t n = p->natts;
+
+        for (size_t i = n; i-- > 0;) {
+                struct attachment *a = &p->atts[i];
+
+                if (!drop[i])
+                        continue;
+                if (!p->have_shared_site)
+                        for (size_t k = 0; k < a->loc_count; k++)
+                                site_release(m, p->locs[a->loc_first + k].site);
+                probe_remove_attachment(p, i, m->root);
+        }
+}
+
+void manager_release_files(struct manager *m, struct probe *p, const bool *drop)
+{
+        release_files(m, p, drop);
+        save(m);
+}
+
+void manager_set_watch(struct manager *m, struct watch *w)
+{
+        m->watch = w;
+}
+
+struct watch *manager_watch(struct manager *m)
+{
+        return m->watch;
 }
 
 void manager_detach(struct manager *m, struct probe *p)
@@ -492,7 +583,7 @@ static bool sites_free(const struct manager *m, const struct probe *p)
         if (p->have_shared_site)
                 return !m->site_used[p->shared_site];
         for (size_t i = 0; i < p->nlocs; i++)
-                if (m->site_used[p->locs[i].site])
+                if (!p->locs[i].hole && m->site_used[p->locs[i].site])
                         return false;
         return true;
 }
@@ -506,7 +597,8 @@ static void quarantine(struct manager *m, struct probe *p)
                 m->site_freed[p->shared_site] = now;
         } else {
                 for (size_t i = 0; i < p->nlocs; i++)
-                        m->site_freed[p->locs[i].site] = now;
+                        if (!p->locs[i].hole)
+                                m->site_freed[p->locs[i].site] = now;
         }
 }
 
@@ -605,10 +697,38 @@ static const struct attachment *dead_file(const struct probe *p)
         struct stat st;
 
         for (size_t i = 0; i < p->natts; i++)
-                if (stat(p->atts[i].path, &st) < 0 || st.st_dev != p->atts[i].dev ||
-                    st.st_ino != p->atts[i].ino)
+                if (!p->atts[i].watched &&
+                    (stat(p->atts[i].path, &st) < 0 || st.st_dev != p->atts[i].dev ||
+                     st.st_ino != p->atts[i].ino))
                         return &p->atts[i];
         return NULL;
+}
+
+/* Watched attachments whose links are not all there and current are
+ * released: the watcher attaches again what processes still map. */
+static void prune_watched(struct manager *m, struct probe *p, const char *name)
+{
+        _cleanup_free_ bool *drop = calloc(p->natts + 1, sizeof(bool));
+        unsigned n = 0;
+        char path[PATH_MAX];
+
+        if (!drop)
+                return;
+        for (size_t i = 0; i < p->natts; i++) {
+                const struct attachment *a = &p->atts[i];
+
+                for (unsigned k = 0; a->watched && k < a->pin_count && !drop[i]; k++) {
+                        probe_pin_path(path, sizeof(path), m->root, p->id, a->pin_first + k);
+                        drop[i] = loader_link_current(m->loader, path) <= 0;
+                }
+                drop[i] |= a->watched && !a->pin_count;
+                n += drop[i];
+        }
+        if (!n)
+                return;
+        release_files(m, p, drop);
+        log_notice("%s: %u watched file%s released (links missing or of another build); "
+                   "attached again where processes map them", name, n, n == 1 ? "" : "s");
 }
 
 /*
@@ -720,6 +840,8 @@ static void reconcile(struct manager *m, struct probe *p)
                 drop(m, p);
                 return;
         }
+        if (probe_watched(p))
+                prune_watched(m, p, name);
         extra = remove_unrecorded_pins(m, p);
         if (extra)
                 log_notice("%s: %u pinned link%s not in the state file removed (a crash "

@@ -23,6 +23,7 @@
  */
 struct manager;
 struct config;
+struct watch;
 
 struct manager_opts {
         const char *bpffs_root;
@@ -46,6 +47,16 @@ void manager_detach(struct manager *m, struct probe *p);
 void manager_detach_many(struct manager *m, struct probe *const *probes, size_t n);
 /* Detach every transient probe owned by client. */
 void manager_client_gone(struct manager *m, void *client);
+
+/* Watched probes: attach p to one more file (probe_add_file: 1 if attached,
+ * 0 if the file has nothing of p), and release the attachments marked in drop
+ * (indexes of p->atts). */
+int manager_add_file(struct manager *m, struct probe *p, const char *path, const char *shown,
+                     uint64_t kdev, uint64_t kino, struct error *err);
+void manager_release_files(struct manager *m, struct probe *p, const bool *drop);
+/* The watcher to tell when watched probes come and go. */
+void manager_set_watch(struct manager *m, struct watch *w);
+struct watch *manager_watch(struct manager *m);
 
 struct probe *manager_find(struct manager *m, uint64_t id);
 unsigned manager_count_owned(struct manager *m, uid_t owner);

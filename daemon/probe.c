@@ -57,7 +57,7 @@ const char *probe_type_name(enum probe_type t)
 
 const struct probe_location *probe_location(const struct probe *p, uint32_t loc)
 {
-        return loc < p->nlocs ? &p->locs[loc] : NULL;
+        return loc < p->nlocs && !p->locs[loc].hole ? &p->locs[loc] : NULL;
 }
 
 static struct probe_location *add_location(struct probe *p, const char *name)
@@ -89,6 +89,8 @@ static struct attachment *add_attachment(struct probe *p, const char *path, dev_
                 return NULL;
         a->dev = dev;
         a->ino = ino;
+        a->kdev = kernel_dev(dev);
+        a->kino = ino;
         a->loc_first = p->nlocs;
         p->natts++;
         return a;
@@ -336,6 +338,8 @@ int probe_resolve(struct probe *p, struct error *err)
                                          s->name, (int)s->pid);
                 return 0;
         }
+        if (probe_watched(p) && spec_has_glob(s->target))
+                return 0; /* the watcher finds the files, maybe later */
         r = p->restricted ? target_resolve_mapped(s->target, s->pid, &path, err)
                           : target_resolve(s->target, s->pid, &path, err);
         if (r < 0)
@@ -350,6 +354,114 @@ int probe_resolve(struct probe *p, struct error *err)
         return 0;
 }
 
+bool probe_watched(const struct probe *p)
+{
+        const struct probe_spec *s = &p->spec;
+
+        return !p->restricted && !s->pid && s->target &&
+               (!strchr(s->target, '/') || spec_has_glob(s->target));
+}
+
+bool probe_watch_matches(const struct probe *p, const char *name)
+{
+        const char *t = p->spec.target, *base;
+        char path[PATH_MAX];
+        size_t len;
+
+        if (streq(t, "*"))
+                return true;
+        snprintf(path, sizeof(path), "%s", name);
+        len = strlen(path);
+        if (len > 10 && streq(path + len - 10, " (deleted)"))
+                path[len - 10] = 0;
+        if (strchr(t, '/'))
+                return fnmatch(t, path, 0) == 0;
+        base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        if (spec_has_glob(t))
+                return fnmatch(t, base, 0) == 0;
+        /* "libc.so" is libc.so.6, as ld.so would find it */
+        return streq(base, t) ||
+               (startswith(base, t) && base[strlen(t)] == '.' && strstr(t, ".so"));
+}
+
+/* Move the new attachment a's locations into a run of holes, if one fits. */
+static void fill_hole(struct probe *p, struct attachment *a)
+{
+        size_t run = 0;
+
+        if (!a->loc_count)
+                return;
+        for (size_t i = 0; i < a->loc_first; i++) {
+                run = p->locs[i].hole ? run + 1 : 0;
+                if (run < a->loc_count)
+                        continue;
+                memcpy(&p->locs[i + 1 - run], &p->locs[a->loc_first], run * sizeof(*p->locs));
+                p->nlocs = a->loc_first; /* moved, not freed */
+                a->loc_first = i + 1 - run;
+                return;
+        }
+}
+
+int probe_add_file(struct probe *p, const char *path, const char *shown, uint64_t kdev,
+                   uint64_t kino, struct error *err)
+{
+        size_t natts = p->natts;
+        int r = resolve_file(p, path, shown, err);
+
+        if (r < 0)
+                return r;
+        if (p->natts == natts)
+                return 0;
+        p->atts[natts].watched = true;
+        /* shown as the process sees it; the links are made through the open file */
+        free(p->atts[natts].path);
+        p->atts[natts].path = strdup(shown);
+        if (!p->atts[natts].path) {
+                truncate_resolution(p, p->nlocs - p->atts[natts].loc_count, natts);
+                return -ENOMEM;
+        }
+        p->atts[natts].kdev = kdev;
+        p->atts[natts].kino = kino;
+        fill_hole(p, &p->atts[natts]);
+        return 1;
+}
+
+void probe_remove_attachment(struct probe *p, size_t i, const char *root)
+{
+        struct attachment *a = &p->atts[i];
+        char path[PATH_MAX];
+
+        for (unsigned k = 0; k < a->pin_count; k++) {
+                probe_pin_path(path, sizeof(path), root, p->id, a->pin_first + k);
+                unlink(path);
+        }
+        for (size_t k = a->loc_first; k < a->loc_first + a->loc_count; k++) {
+                struct probe_location *l = &p->locs[k];
+
+                free(l->name);
+                free(l->args_text);
+                memset(l, 0, sizeof(*l));
+                l->hole = true;
+        }
+        while (p->nlocs && p->locs[p->nlocs - 1].hole)
+                p->nlocs--;
+        if (a->fd >= 0)
+                close(a->fd);
+        free(a->path);
+        memmove(a, a + 1, (p->natts - i - 1) * sizeof(*a));
+        p->natts--;
+}
+
+size_t probe_nlocations(const struct probe *p)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < p->natts; i++)
+                n += p->atts[i].loc_count;
+        return n;
+}
+
 /* --- compile --------------------------------------------------------------- */
 
 /* Arguments a probe has: every location of a USDT probe has at least these. */
@@ -360,7 +472,8 @@ static int usdt_nargs(const struct probe *p)
         if (p->spec.type != PROBE_USDT)
                 return n;
         for (size_t i = 0; i < p->nlocs; i++)
-                n = MIN(n, p->locs[i].nargs);
+                if (!p->locs[i].hole)
+                        n = MIN(n, p->locs[i].nargs);
         return n;
 }
 
@@ -718,6 +831,59 @@ static int compile_pred(struct probe *p, const struct predicate *in, struct ut_p
         return 0;
 }
 
+/* --comm, --exe and --cgroup: predicates after those of --filter. */
+static int compile_scope(struct probe *p, struct error *err)
+{
+        const struct probe_spec *s = &p->spec;
+        struct ut_probe *c = &p->cfg;
+        struct ut_pred *out;
+        int r;
+
+        if (c->npreds + !!s->comm + !!s->exe + !!s->cgroup > UT_MAX_PREDS)
+                return error_set(err, E_LIMIT, -E2BIG,
+                                 "--filter, --comm, --exe and --cgroup: more than %d conditions",
+                                 UT_MAX_PREDS);
+        if (s->comm) {
+                out = &c->preds[c->npreds++];
+                memset(out, 0, sizeof(*out));
+                out->src = UT_SRC_COMM;
+                out->op = UT_OP_STR_EQ;
+                out->len = (uint8_t)strlen(s->comm);
+                memcpy(out->str, s->comm, out->len);
+        }
+        if (s->cgroup) {
+                uint64_t id;
+
+                r = cgroup_ref(s->cgroup, &id, err);
+                if (r < 0)
+                        return r;
+                out = &c->preds[c->npreds++];
+                memset(out, 0, sizeof(*out));
+                out->src = UT_SRC_CGROUP;
+                out->op = UT_OP_EQ;
+                out->idx = 1; /* the cgroup or below */
+                out->val = id;
+        }
+        if (s->exe) {
+                struct stat st;
+                uint64_t dev;
+
+                if (stat(s->exe, &st) < 0)
+                        return error_set(err, E_NO_FILE, -errno, "--exe %s: %s", s->exe,
+                                         strerror(errno));
+                if (!S_ISREG(st.st_mode))
+                        return error_set(err, E_NO_FILE, -EINVAL, "--exe %s: not a file", s->exe);
+                out = &c->preds[c->npreds++];
+                memset(out, 0, sizeof(*out));
+                out->src = UT_SRC_EXE;
+                out->op = UT_OP_EQ;
+                out->val = st.st_ino;
+                dev = kernel_dev(st.st_dev);
+                memcpy(out->str, &dev, sizeof(dev));
+        }
+        return 0;
+}
+
 static int compile_aggregation(struct probe *p, struct error *err)
 {
         struct probe_spec *s = &p->spec;
@@ -849,6 +1015,9 @@ int probe_compile(struct probe *p, struct error *err)
                         return r;
         }
         c->npreds = s->npreds;
+        r = compile_scope(p, err);
+        if (r < 0)
+                return r;
         r = compile_aggregation(p, err);
         if (r < 0)
                 return r;

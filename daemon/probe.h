@@ -29,6 +29,7 @@ struct probe_location {
         uint32_t site;
         char *args_text;/* USDT: the note's argument string */
         int nargs;      /* USDT: argument specs of this location */
+        bool hole;      /* released with its file: free for the next file's locations */
         struct ut_arg_spec args[UT_MAX_ARGS];
 };
 
@@ -36,10 +37,15 @@ struct probe_location {
 struct attachment {
         char *path;     /* what the kernel opened */
         int fd;         /* the file as examined, until its links exist; else -1 */
-        dev_t dev;
+        dev_t dev;      /* the file as opened (stat) */
         ino_t ino;
+        uint64_t kdev, kino; /* the file the kernel binds the uprobe to (on
+                              * overlayfs the upper or lower one); kdev in the
+                              * kernel's encoding */
         size_t loc_first, loc_count; /* in probe->locs */
         unsigned pin_first, pin_count; /* ROOT/links/<id>/<n> */
+        bool watched;   /* found by the watcher in a process: released when no
+                         * process maps it any more */
 };
 
 /* What the state file says a probe was going through when it was written:
@@ -97,6 +103,23 @@ void probe_free(struct probe *p);
  * Errors name the file, symbol or USDT probe at fault.
  */
 int probe_resolve(struct probe *p, struct error *err);
+
+/*
+ * Whether p follows new files: a system-wide probe whose target is a name
+ * ("libc.so.6"), a glob ("/tmp/simplehttp-*.so") or "*" (USDT: any object).
+ */
+bool probe_watched(const struct probe *p);
+/* Whether a file mapped under name (the path a process sees) is p's target. */
+bool probe_watch_matches(const struct probe *p, const char *name);
+/* Resolve the file at path (named shown) as one more attachment of p, marked
+ * watched: 1 if it has locations of p (the new attachment is p->atts[p->natts
+ * - 1]), 0 if not or if p has that file already. */
+int probe_add_file(struct probe *p, const char *path, const char *shown, uint64_t kdev,
+                   uint64_t kino, struct error *err);
+/* Forget attachment i (its pins are removed; its locations become holes). */
+void probe_remove_attachment(struct probe *p, size_t i, const char *root);
+/* Locations that are not holes. */
+size_t probe_nlocations(const struct probe *p);
 
 /* Build p->cfg and p->fields from the spec and the resolved locations. */
 int probe_compile(struct probe *p, struct error *err);

@@ -17,6 +17,22 @@ static int want_type(json_object *v, json_type t, const char *key, struct error 
         return error_set(err, E_INVALID_SPEC, -EINVAL, "attach: \"%s\" must be %s", key, names[t]);
 }
 
+static int scope_param(json_object *params, const char *key, char **ret, struct error *err)
+{
+        json_object *v;
+        int r;
+
+        if (!json_object_object_get_ex(params, key, &v))
+                return 0;
+        r = want_type(v, json_type_string, key, err);
+        if (r < 0)
+                return r;
+        if (!*json_object_get_string(v))
+                return error_set(err, E_INVALID_SPEC, -EINVAL, "attach: \"%s\" is empty", key);
+        *ret = strdup(json_object_get_string(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
 int request_parse_attach(json_object *params, struct probe_spec *s, struct error *err)
 {
         json_object *spec = NULL, *v;
@@ -29,7 +45,7 @@ int request_parse_attach(json_object *params, struct probe_spec *s, struct error
         json_object_object_foreach(params, key, val) {
                 static const char *const known[] = {
                         "spec", "pid", "args", "filter", "latency", "aggregate", "by",
-                        "max_keys", "transient",
+                        "max_keys", "transient", "comm", "exe", "cgroup", "hold",
                 };
                 bool ok = false;
 
@@ -133,5 +149,22 @@ int request_parse_attach(json_object *params, struct probe_spec *s, struct error
                         return r;
                 s->transient = json_object_get_boolean(v);
         }
+        if (json_object_object_get_ex(params, "hold", &v)) {
+                r = want_type(v, json_type_boolean, "hold", err);
+                if (r < 0)
+                        return r;
+                s->hold = json_object_get_boolean(v);
+        }
+        r = scope_param(params, "comm", &s->comm, err);
+        if (r >= 0)
+                r = scope_param(params, "exe", &s->exe, err);
+        if (r >= 0)
+                r = scope_param(params, "cgroup", &s->cgroup, err);
+        if (r < 0)
+                return r;
+        if (s->comm && strlen(s->comm) >= UT_COMM_LEN)
+                return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                 "attach: comm \"%s\" is longer than %d bytes: it never matches",
+                                 s->comm, UT_COMM_LEN - 1);
         return 0;
 }

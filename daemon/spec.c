@@ -15,6 +15,9 @@ void probe_spec_done(struct probe_spec *s)
         free(s->provider);
         free(s->name);
         free(s->filter);
+        free(s->comm);
+        free(s->exe);
+        free(s->cgroup);
         memset(s, 0, sizeof(*s));
 }
 

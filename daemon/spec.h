@@ -84,6 +84,12 @@ struct probe_spec {
         struct fieldref agg_key;   /* --by FIELD; FIELD_NONE: one total */
         uint32_t max_keys;
         bool transient; /* detach when the requesting client goes away */
+        /* scope: hits count only in processes with this comm, executable file
+         * or cgroup (or one below it) */
+        char *comm;
+        char *exe;
+        char *cgroup;
+        bool hold;      /* watched: stop a process meeting a new file until attached */
 };
 
 int spec_parse_probe(const char *text, pid_t pid, struct probe_spec *s, struct error *err);

@@ -35,6 +35,11 @@ static json_object *probe_to_json(const struct probe *p)
                 const struct probe_location *l = &p->locs[i];
                 json_object *lo = json_object_new_object();
 
+                if (l->hole) {
+                        json_object_object_add(lo, "hole", json_object_new_boolean(1));
+                        json_object_array_add(locs, lo);
+                        continue;
+                }
                 json_object_object_add(lo, "name", json_object_new_string(l->name));
                 json_object_object_add(lo, "offset", json_object_new_int64((int64_t)l->offset));
                 json_object_object_add(lo, "ref_ctr", json_object_new_int64((int64_t)l->ref_ctr));
@@ -54,6 +59,10 @@ static json_object *probe_to_json(const struct probe *p)
                 json_object_object_add(ao, "loc_count", json_object_new_int64((int64_t)a->loc_count));
                 json_object_object_add(ao, "pin_first", json_object_new_int64(a->pin_first));
                 json_object_object_add(ao, "pin_count", json_object_new_int64(a->pin_count));
+                if (a->watched)
+                        json_object_object_add(ao, "watched", json_object_new_boolean(1));
+                json_object_object_add(ao, "kdev", json_object_new_int64((int64_t)a->kdev));
+                json_object_object_add(ao, "kino", json_object_new_int64((int64_t)a->kino));
                 json_object_array_add(atts, ao);
         }
         json_object_object_add(o, "locations", locs);
@@ -161,6 +170,11 @@ static int probe_from_json(json_object *o, struct probe **ret, struct error *err
                 }
                 l = &p->locs[p->nlocs];
                 memset(l, 0, sizeof(*l));
+                if (json_object_object_get_ex(lo, "hole", &v) && json_object_get_boolean(v)) {
+                        l->hole = true;
+                        p->nlocs++;
+                        continue;
+                }
                 if (!json_object_object_get_ex(lo, "name", &v) || !json_object_is_type(v, json_type_string))
                         goto bad;
                 l->name = strdup(json_object_get_string(v));
@@ -202,7 +216,13 @@ static int probe_from_json(json_object *o, struct probe **ret, struct error *err
                         .dev = (dev_t)dev, .ino = (ino_t)ino,
                         .loc_first = lf, .loc_count = lc,
                         .pin_first = (unsigned)pf, .pin_count = (unsigned)pc,
+                        .watched = json_object_object_get_ex(ao, "watched", &v) &&
+                                   json_object_get_boolean(v),
                 };
+                if (get_u64(ao, "kdev", &a->kdev) < 0 || get_u64(ao, "kino", &a->kino) < 0) {
+                        a->kdev = kernel_dev(a->dev);
+                        a->kino = a->ino;
+                }
                 p->natts++;
                 if (!a->path) {
                         r = -ENOMEM;

@@ -49,6 +49,16 @@ static inline bool startswith(const char *s, const char *prefix)
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* A device number as the kernel writes it in its own structures
+ * (major << 20 | minor), from a user-space dev_t. */
+static inline unsigned long long kernel_dev(unsigned long long dev)
+{
+        unsigned long long major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xfffff000);
+        unsigned long long minor = (dev & 0xff) | ((dev >> 12) & 0xffffff00);
+
+        return major << 20 | minor;
+}
+
 /* Grow *array to hold at least n elements of size sz; 0 or -ENOMEM. */
 int grow_array(void *array, size_t *capacity, size_t n, size_t sz);
 
