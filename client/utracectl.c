@@ -155,8 +155,11 @@ static const char attach_usage[] =
         "  uprobe:TARGET:0xADDR            an address (ELF virtual address; stripped files)\n"
         "  uretprobe:TARGET:SYMBOL         function return\n"
         "  usdt:TARGET:PROVIDER:NAME       a USDT probe, every location of it\n"
-        "TARGET is an absolute path, a library or program name (libc.so.6, bash), or\n"
-        "empty for USDT probes with --pid. SYMBOL may be a glob (str*).\n"
+        "TARGET is an absolute path, a library or program name (libc.so.6, bash), a\n"
+        "glob (/tmp/simplehttp-*.so), * (USDT: any object), or empty for USDT probes\n"
+        "with --pid. SYMBOL may be a glob (str*).\n"
+        "A name, a glob or * without --pid is watched: every process that maps a\n"
+        "matching file, now or later (exec, dlopen, containers), gets the probe.\n"
         "\n"
         "Options:\n"
         "  -p, --pid PID           only this process (default: every process)\n"
@@ -171,6 +174,12 @@ static const char attach_usage[] =
         "                          or str(argN)\n"
         "      --max-keys N        distinct keys before the rest are folded together\n"
         "  -t, --transient         detach when this connection closes\n"
+        "      --comm NAME         count only hits in processes named NAME\n"
+        "      --exe PATH          count only hits in processes running the program PATH\n"
+        "      --cgroup PATH       count only hits in processes of cgroup PATH or below\n"
+        "      --hold              watched probes: stop a process that maps a file not\n"
+        "                          seen before until its probes are attached, so that\n"
+        "                          not even its first call is missed\n"
         "  -j, --json              print the probe as JSON\n"
         "  -h, --help              show this help\n"
         "\n"
@@ -185,8 +194,13 @@ static const char attach_usage[] =
         { "aggregate", required_argument, NULL, 'A' },               \
         { "by", required_argument, NULL, 'b' },                      \
         { "max-keys", required_argument, NULL, 'K' },                \
-        { "transient", no_argument, NULL, 't' }
+        { "transient", no_argument, NULL, 't' },                     \
+        { "comm", required_argument, NULL, OPT_COMM },               \
+        { "exe", required_argument, NULL, OPT_EXE },                 \
+        { "cgroup", required_argument, NULL, OPT_CGROUP },           \
+        { "hold", no_argument, NULL, OPT_HOLD }
 #define ATTACH_SHORT "p:a:f:lA:b:t"
+enum { OPT_COMM = 300, OPT_EXE, OPT_CGROUP, OPT_HOLD };
 
 /* One attach option into params; 1 if o is not an attach option, 2 on error. */
 static int attach_option(int o, json_object *params, json_object **args, const char *cmd)
@@ -212,6 +226,18 @@ static int attach_option(int o, json_object *params, json_object **args, const c
         case 'A': json_object_object_add(params, "aggregate", json_object_new_string(optarg)); return 0;
         case 'b': json_object_object_add(params, "by", json_object_new_string(optarg)); return 0;
         case 't': json_object_object_add(params, "transient", json_object_new_boolean(1)); return 0;
+        case OPT_COMM: json_object_object_add(params, "comm", json_object_new_string(optarg)); return 0;
+        case OPT_CGROUP:
+                json_object_object_add(params, "cgroup", json_object_new_string(optarg));
+                return 0;
+        case OPT_HOLD: json_object_object_add(params, "hold", json_object_new_boolean(1)); return 0;
+        case OPT_EXE: {
+                char *exe = realpath(optarg, NULL);
+
+                json_object_object_add(params, "exe", json_object_new_string(exe ? exe : optarg));
+                free(exe);
+                return 0;
+        }
         }
         return 1;
 }

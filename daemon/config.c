@@ -240,7 +240,7 @@ static void override(struct config_settings *s, const struct config_settings *cl
 
 enum probe_key { PK_NAME, PK_SPEC, PK_ARG, PK_FILTER, PK_LATENCY, PK_AGGREGATE, PK_BY,
                  PK_MAX_KEYS, PK_JOURNAL, PK_JOURNAL_INTERVAL, PK_JOURNAL_BURST, PK_FILE,
-                 PK_FILE_MAX_SIZE, PK_FILE_KEEP, _PK_MAX };
+                 PK_FILE_MAX_SIZE, PK_FILE_KEEP, PK_COMM, PK_EXE, PK_CGROUP, PK_HOLD, _PK_MAX };
 
 static const char *const probe_keys[_PK_MAX] = {
         [PK_NAME] = "Name", [PK_SPEC] = "Spec", [PK_ARG] = "Arg", [PK_FILTER] = "Filter",
@@ -249,6 +249,7 @@ static const char *const probe_keys[_PK_MAX] = {
         [PK_JOURNAL_INTERVAL] = "JournalRateLimitIntervalSec",
         [PK_JOURNAL_BURST] = "JournalRateLimitBurst", [PK_FILE] = "File",
         [PK_FILE_MAX_SIZE] = "FileMaxSize", [PK_FILE_KEEP] = "FileKeep",
+        [PK_COMM] = "Comm", [PK_EXE] = "Exe", [PK_CGROUP] = "Cgroup", [PK_HOLD] = "Hold",
 };
 
 enum section_kind { SEC_NONE, SEC_DAEMON, SEC_PROBE, SEC_UNKNOWN };
@@ -451,12 +452,28 @@ static int probe_value(struct parser *ps, enum probe_key k, const char *value, s
                         json_object_object_add(ps->params, "filter", json_object_new_string(value));
                 return r;
         case PK_LATENCY:
+        case PK_HOLD:
                 r = parse_boolean(value);
                 if (r < 0)
-                        return error_set(err, E_CONFIG, -EINVAL, "Latency=%s: need yes or no",
-                                         value);
+                        return error_set(err, E_CONFIG, -EINVAL, "%s=%s: need yes or no",
+                                         probe_keys[k], value);
                 if (r)
-                        json_object_object_add(ps->params, "latency", json_object_new_boolean(1));
+                        json_object_object_add(ps->params, k == PK_HOLD ? "hold" : "latency",
+                                               json_object_new_boolean(1));
+                return 0;
+        case PK_COMM:
+                if (!*value || strlen(value) >= UT_COMM_LEN)
+                        return error_set(err, E_CONFIG, -EINVAL, "Comm=%s: 1 to %d bytes", value,
+                                         UT_COMM_LEN - 1);
+                json_object_object_add(ps->params, "comm", json_object_new_string(value));
+                return 0;
+        case PK_EXE:
+        case PK_CGROUP:
+                if (value[0] != '/')
+                        return error_set(err, E_CONFIG, -EINVAL, "%s=%s: need an absolute path",
+                                         probe_keys[k], value);
+                json_object_object_add(ps->params, k == PK_EXE ? "exe" : "cgroup",
+                                       json_object_new_string(value));
                 return 0;
         case PK_AGGREGATE:
                 r = spec_parse_aggregate(value, &mode, &ref, err);

@@ -11,6 +11,7 @@
 #include "protocol.h"
 #include "request.h"
 #include "util.h"
+#include "watch.h"
 
 #define MAX_DEPTH 32
 #define MAX_USER_PROBES 64 /* probes of one unprivileged user */
@@ -214,7 +215,32 @@ static const char *mode_name(const struct probe *p)
         }
 }
 
-static json_object *probe_json(const struct probe *p)
+/* Processes mapping files now (watch.h), for the files of watched probes. */
+struct users {
+        struct file_user *v;
+        int n;
+};
+
+static json_object *file_pids(const struct users *u, const struct attachment *a)
+{
+        json_object *arr = json_object_new_array();
+        int lo = 0, hi = u->n;
+
+        while (lo < hi) { /* the first entry of the file */
+                int mid = (lo + hi) / 2;
+                const struct file_user *f = &u->v[mid];
+
+                if (f->dev < a->kdev || (f->dev == a->kdev && f->ino < a->kino))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        for (int i = lo; i < u->n && u->v[i].dev == a->kdev && u->v[i].ino == a->kino; i++)
+                json_object_array_add(arr, json_object_new_int(u->v[i].pid));
+        return arr;
+}
+
+static json_object *probe_json(const struct probe *p, const struct users *users)
 {
         json_object *o = json_object_new_object();
         json_object *files = json_object_new_array();
@@ -237,14 +263,19 @@ static json_object *probe_json(const struct probe *p)
                 if (!p->fields[i].hidden)
                         json_object_array_add(fields, json_object_new_string(p->fields[i].name));
         add(o, "fields", fields);
-        add(o, "locations", u64(p->nlocs));
+        add(o, "locations", u64(probe_nlocations(p)));
+        add(o, "watch", json_object_new_boolean(probe_watched(p)));
         for (size_t i = 0; i < p->natts; i++) {
                 const struct attachment *a = &p->atts[i];
                 json_object *f = json_object_new_object();
                 json_object *locs = json_object_new_array();
 
                 add(f, "path", json_object_new_string(a->path));
+                add(f, "dev", u64(a->dev));
                 add(f, "inode", u64(a->ino));
+                add(f, "watched", json_object_new_boolean(a->watched));
+                if (users && probe_watched(p))
+                        add(f, "pids", file_pids(users, a));
                 add(f, "links", u64(a->pin_count));
                 for (size_t k = 0; k < a->loc_count && k < 64; k++)
                         json_object_array_add(locs,
@@ -354,7 +385,7 @@ static int m_attach(struct client *c, json_object *params, json_object **result,
                            c->who.uid, !c->who.privileged, c, &p, err);
         if (r < 0)
                 return r;
-        *result = probe_json(p);
+        *result = probe_json(p, NULL);
         return 0;
 }
 
@@ -437,9 +468,16 @@ static int m_list(struct client *c, json_object *params, json_object **result, s
 
         (void)params;
         (void)err;
+        struct watch *w = manager_watch(server_manager(c->srv));
+        struct users users = { 0 };
+
+        users.n = w ? watch_file_users(w, &users.v) : 0;
+        if (users.n < 0)
+                users.n = 0;
         for (size_t i = 0; i < n; i++)
                 if (client_sees(c, probes[i]))
-                        json_object_array_add(arr, probe_json(probes[i]));
+                        json_object_array_add(arr, probe_json(probes[i], &users));
+        free(users.v);
         *result = json_object_new_object();
         add(*result, "probes", arr);
         return 0;

@@ -162,6 +162,9 @@ int request_parse_attach(json_object *params, struct probe_spec *s, struct error
                 r = scope_param(params, "cgroup", &s->cgroup, err);
         if (r < 0)
                 return r;
+        if (s->exe && s->exe[0] != '/')
+                return error_set(err, E_INVALID_SPEC, -EINVAL,
+                                 "attach: exe \"%s\" must be an absolute path", s->exe);
         if (s->comm && strlen(s->comm) >= UT_COMM_LEN)
                 return error_set(err, E_INVALID_SPEC, -EINVAL,
                                  "attach: comm \"%s\" is longer than %d bytes: it never matches",

@@ -301,6 +301,12 @@ static unsigned resume_held(struct watch *w, uint64_t before)
         return left;
 }
 
+static void arm(sd_event_source *s, uint64_t ns)
+{
+        sd_event_source_set_time_relative(s, ns / 1000);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
 static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct watch *w = userdata;
@@ -308,9 +314,7 @@ static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         (void)usec;
         if (resume_held(w, now > w->opts.hold_max_ns ? now - w->opts.hold_max_ns : 0) || w->holding)
-                sd_event_source_set_time_relative(s, HOLD_CHECK_NS / 1000);
-        else
-                sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                arm(s, HOLD_CHECK_NS);
         return 0;
 }
 
@@ -427,7 +431,7 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
         (void)usec;
         pass(w, true);
-        sd_event_source_set_time_relative(s, w->opts.interval_ns / 1000);
+        arm(s, w->opts.interval_ns);
         return 0;
 }
 
@@ -516,7 +520,7 @@ static void set_holding(struct watch *w)
         w->holding = hold;
         w->skel->bss->hold_pids = hold;
         if (hold)
-                sd_event_source_set_enabled(w->hold_timer, SD_EVENT_ON);
+                arm(w->hold_timer, HOLD_CHECK_NS);
 }
 
 void watch_update(struct watch *w)

@@ -110,6 +110,12 @@ class WatchTest(UtraceTest):
                 self.fail(f"probe {probe_id}: files never as expected: {files}")
             time.sleep(0.1)
 
+    def ready(self, probe_id, *procs):
+        """Wait until the probe is attached to a file each process maps: the
+        watcher attaches asynchronously (only --hold stops a process for it)."""
+        self.wait_files(probe_id, lambda files: all(
+            any(f.pid in x.get("pids", []) for x in files) for f in procs))
+
     def transfer(self, f, ip, path, size, n=1):
         f.cmd(f"transfer {ip} {path} {size} {n}")
 
@@ -166,6 +172,7 @@ class Watch(WatchTest):
                       [(x["path"], x["inode"], x["watched"]) for x in p["files"]])
         f = self.http()
         f.cmd(f"dlopen {other}")
+        self.ready(p["id"], f)
         f.cmd("lib 2")
         ev = self.c.events(2)
         self.assertEqual([(e["probe"], e["pid"], e["args"]) for e in ev],
@@ -187,12 +194,14 @@ class Watch(WatchTest):
         self.assertTrue(p["watch"])
         self.assertEqual((p["target"], p["files"]), ("*", []))
         f = self.http()
+        self.ready(probe_id, f)
         self.transfer(f, "10.1.2.3", "/files/a.iso", 3000000000)
         ev = self.c.events(1)[0]
         self.assertEqual((ev["probe"], ev["pid"], ev["args"]),
                          (probe_id, f.pid, {"ip": "10.1.2.3", "path": "/files/a.iso",
                                             "size": 3000000000}))
         g = self.http()
+        self.ready(probe_id, g)
         self.transfer(g, "10.9.9.9", "/b", 7, 3)
         self.transfer(f, "10.1.2.3", "/c", 8, 2)
         ev = self.c.events(5)
@@ -214,6 +223,7 @@ class Watch(WatchTest):
         # a copy made elsewhere does not match
         elsewhere = self.http(into=self.subdir("elsewhere"))
         f = self.http()
+        self.wait_files(p["id"], lambda files: len(files) == 1)
         self.transfer(elsewhere, "10.0.0.2", "/no", 1)
         self.transfer(f, "10.0.0.1", "/yes", 1)
         ev = self.c.events(1)
@@ -230,6 +240,7 @@ class Watch(WatchTest):
         copy = os.path.join(self.dir, "target-copy")
         shutil.copy2(TARGET, copy)
         f = self.fixture(copy)
+        self.ready(p["id"], f)
         g = self.fixture()  # the original: not matched
         g.cmd("add 1 1 1")
         f.cmd("add 3 4 2")
@@ -268,6 +279,7 @@ class Watch(WatchTest):
         f = self.http(into=hidden, prefix=prefix)
         self.assertTrue(f.path.startswith(hidden + "/"), f.path)
         self.assertFalse(os.path.exists(f.path))  # not from here
+        self.ready(p["id"], f)
         self.transfer(f, "172.16.0.1", "/ns", 42)
         ev = self.c.events(1)
         self.assertEqual((ev[0]["pid"], ev[0]["args"]),
@@ -293,6 +305,7 @@ class Watch(WatchTest):
         a = self.http("--shared", provider=os.path.join(one, "libsimplehttp-provider.so"))
         b = self.http("--shared", provider=os.path.join(two, "libsimplehttp-provider.so"))
         c = self.http("--shared", provider=os.path.join(one, "libsimplehttp-provider.so"))
+        self.ready(p["id"], a, b, c)
         for i, f in enumerate((a, b, c)):
             self.transfer(f, "10.0.0.1", f"/ov{i}", i)
         ev = self.c.events(3)
@@ -316,6 +329,7 @@ class Watch(WatchTest):
         p = self.attach(USDT_SPEC, args=USDT_ARGS, **params)
         plain = self.http()
         other = self.http(path=self.other_exe())
+        self.ready(p["id"], plain, other)
         return p["id"], plain, other
 
     def events_of(self, procs):
@@ -371,6 +385,7 @@ class Watch(WatchTest):
         inside = self.http(prefix=("sh", "-c",
                                    f'echo $$ > {child}/cgroup.procs && exec "$0" "$@"'))
         outside = self.http()
+        self.ready(p["id"], inside, outside)
         self.events_of((outside, inside))
         ev = self.c.events(2)
         self.assertEqual([(e["probe"], e["pid"], e["args"]["path"]) for e in ev],
@@ -406,6 +421,7 @@ class Watch(WatchTest):
     def test_restart(self):
         p = self.attach(USDT_SPEC, args=USDT_ARGS)
         f = self.http()
+        self.ready(p["id"], f)
         self.transfer(f, "10.0.0.1", "/before", 1)
         self.assertEqual(self.c.events(1)[0]["pid"], f.pid)
         self.restart()
@@ -414,6 +430,7 @@ class Watch(WatchTest):
         self.assertTrue(q["watch"])
         self.assertEqual([x["inode"] for x in q["files"]], [os.stat(f.path).st_ino])
         g = self.http()  # a new process, a new file: the watcher still runs
+        self.ready(p["id"], g)
         self.transfer(g, "10.0.0.2", "/after", 2)
         self.transfer(f, "10.0.0.1", "/again", 3)
         ev = self.c.events(2)
@@ -449,6 +466,7 @@ class Release(WatchTest):
     def test_unmapped_files_are_released(self):
         p = self.attach(USDT_SPEC, args=USDT_ARGS)
         f, g = self.http(), self.http()
+        self.ready(p["id"], f, g)
         self.transfer(f, "10.0.0.1", "/f", 1)
         self.transfer(g, "10.0.0.2", "/g", 1)
         self.c.events(2)
@@ -463,6 +481,7 @@ class Release(WatchTest):
         # the probe stays, and catches the next process
         self.assertTrue(self.probe(p["id"])["watch"])
         h = self.http()
+        self.ready(p["id"], h)
         self.transfer(h, "10.0.0.3", "/h", 1)
         self.assertEqual(self.c.events(1)[0]["pid"], h.pid)
         self.assertEqual(self.c.quiet(), [])
