@@ -116,13 +116,23 @@ void output_probe_list(FILE *f, json_object *probes)
                         fputs(" (transient)", f);
                 if (get_str(p, "config"))
                         fprintf(f, " (configured: %s)", get_str(p, "config"));
+                if (json_object_get_boolean(get(p, "watch")))
+                        fputs(" (watched)", f);
                 fputc('\n', f);
                 for (size_t k = 0; files && k < json_object_array_length(files); k++) {
                         json_object *file = json_object_array_get_idx(files, k);
+                        json_object *pids = get(file, "pids");
+                        size_t np = pids ? json_object_array_length(pids) : 0;
 
-                        fprintf(f, "      %s (%zu location%s)\n", get_str(file, "path"),
+                        fprintf(f, "      %s (%zu location%s", get_str(file, "path"),
                                 json_object_array_length(get(file, "locations")),
                                 json_object_array_length(get(file, "locations")) == 1 ? "" : "s");
+                        if (pids)
+                                fprintf(f, "; %zu process%s", np, np == 1 ? "" : "es");
+                        for (size_t j = 0; j < np && j < 8; j++)
+                                fprintf(f, "%s%d", j ? " " : ": ",
+                                        json_object_get_int(json_object_array_get_idx(pids, j)));
+                        fputs(np > 8 ? " ...)\n" : ")\n", f);
                 }
         }
 }

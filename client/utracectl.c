@@ -286,16 +286,19 @@ static int cmd_attach(struct ctl *c, int argc, char **argv)
         if (c->json) {
                 print_json(res);
         } else {
-                json_object *id, *files, *locs;
+                json_object *id, *files, *locs, *watch = NULL;
 
                 json_object_object_get_ex(res, "id", &id);
                 json_object_object_get_ex(res, "files", &files);
                 json_object_object_get_ex(res, "locations", &locs);
+                json_object_object_get_ex(res, "watch", &watch);
                 printf("%s\n", json_object_get_string(id));
-                fprintf(stderr, "attached probe %s: %lld location%s in %zu file%s\n",
+                fprintf(stderr, "attached probe %s: %lld location%s in %zu file%s%s\n",
                         json_object_get_string(id), (long long)json_object_get_int64(locs),
                         json_object_get_int64(locs) == 1 ? "" : "s", json_object_array_length(files),
-                        json_object_array_length(files) == 1 ? "" : "s");
+                        json_object_array_length(files) == 1 ? "" : "s",
+                        json_object_get_boolean(watch) ? "; watching for new processes and "
+                                                         "libraries" : "");
         }
         json_object_put(res);
         return 0;

@@ -9,6 +9,7 @@
 #include "output.h"
 #include "server.h"
 #include "util.h"
+#include "watch.h"
 
 enum kind { GAUGE, COUNTER, HISTOGRAM, INFO };
 
@@ -447,6 +448,56 @@ static void daemon_families(struct writer *w, struct server *srv, bool all)
         }
 }
 
+/* The watcher (watch.h): what it examined and attached, and how fast. */
+static void watch_families(struct writer *w, struct manager *m)
+{
+        struct watch *wt = manager_watch(m);
+        struct watch_counters c;
+        uint64_t cum = 0, count = 0;
+        char le[32];
+
+        if (!wt)
+                return;
+        watch_counters(wt, &c);
+        single(w, "utrace_watch_active", GAUGE, NULL,
+               "1 while watched probes exist and the watcher runs.", watch_active(wt));
+        single(w, "utrace_watch_reports", COUNTER, NULL,
+               "Processes the watcher reported for mapping a file not seen before.", c.reports);
+        single(w, "utrace_watch_reports_lost", COUNTER, NULL,
+               "Reports lost for want of room (the file is reported again by the next "
+               "process, or found by the periodic pass).", c.reports_lost);
+        single(w, "utrace_watch_files_examined", COUNTER, NULL,
+               "Files the watcher examined.", c.examined);
+        single(w, "utrace_watch_files_attached", COUNTER, NULL,
+               "Files a watched probe was attached to.", c.attached);
+        single(w, "utrace_watch_files_released", COUNTER, NULL,
+               "Files released because no process maps them any more.", c.released);
+        single(w, "utrace_watch_files_failed", COUNTER, NULL,
+               "Matching files a watched probe could not be attached to.", c.failed);
+        single(w, "utrace_watch_passes", COUNTER, NULL,
+               "Passes over every process's mappings.", c.passes);
+        single(w, "utrace_watch_processes_held", COUNTER, NULL,
+               "Processes stopped until their probes were attached (--hold).", c.held);
+        single(w, "utrace_watch_hold_timeouts", COUNTER, NULL,
+               "Held processes resumed by the timeout.", c.hold_timeouts);
+        single(w, "utrace_watch_hold_skipped", COUNTER, NULL,
+               "Processes not held: a terminal, traced, or too many held.", c.hold_skipped);
+        family(w, "utrace_watch_attach_latency_seconds", HISTOGRAM, "seconds",
+               "From a process mapping a new file to a watched probe attached to it.");
+        for (unsigned k = 0; k <= WATCH_LAT_BUCKETS; k++)
+                count += c.latency[k];
+        for (unsigned k = 0; k < WATCH_LAT_BUCKETS; k++) {
+                cum += c.latency[k];
+                snprintf(le, sizeof(le), "le=\"%.6f\"", (double)(1ULL << k) / 1e6);
+                sample(w, "utrace_watch_attach_latency_seconds", "_bucket", NULL, le, cum);
+        }
+        sample(w, "utrace_watch_attach_latency_seconds", "_bucket", NULL, "le=\"+Inf\"", count);
+        sample(w, "utrace_watch_attach_latency_seconds", "_count", NULL, NULL, count);
+        sample_start(w, "utrace_watch_attach_latency_seconds", "_sum", NULL, NULL);
+        metrics_seconds(w->b, c.latency_sum_ns);
+        buf_putc(w->b, '\n');
+}
+
 static void probe_info(struct writer *w, const struct collection *col)
 {
         family(w, "utrace_probe", INFO, NULL,
@@ -703,6 +754,8 @@ void metrics_write(struct buf *b, struct server *srv, const struct client *c, bo
                 return;
         }
         daemon_families(&w, srv, all);
+        if (all)
+                watch_families(&w, server_manager(srv));
         probe_families(&w, &col);
         count_family(&w, &col);
         hist_family(&w, &col, true);

@@ -296,7 +296,7 @@ static int m_hello(struct client *c, json_object *params, json_object **result, 
 {
         static const char *const features[] = {
                 "uprobe", "uretprobe", "usdt", "strings", "filter", "latency", "aggregate",
-                "transient", "probes", "config", "metrics",
+                "transient", "probes", "config", "metrics", "watch",
         };
         json_object *o = json_object_new_object();
         json_object *f = json_object_new_array();
