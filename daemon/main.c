@@ -149,6 +149,7 @@ static int purge(const struct config_settings *o)
         char path[PATH_MAX + 16];
         int r;
 
+        watch_resume_pinned(o->bpffs_root);
         r = loader_purge(o->bpffs_root);
         if (r < 0) {
                 log_error("cannot remove %s: %s", o->bpffs_root, strerror(-r));

@@ -376,13 +376,11 @@ bool probe_watch_matches(const struct probe *p, const char *name)
                 path[len - 10] = 0;
         if (strchr(t, '/'))
                 return fnmatch(t, path, 0) == 0;
-        base = strrchr(path, '/');
-        base = base ? base + 1 : path;
-        if (spec_has_glob(t))
-                return fnmatch(t, base, 0) == 0;
-        /* "libc.so" is libc.so.6, as ld.so would find it */
-        return streq(base, t) ||
-               (startswith(base, t) && base[strlen(t)] == '.' && strstr(t, ".so"));
+        if (spec_has_glob(t)) {
+                base = strrchr(path, '/');
+                return fnmatch(t, base ? base + 1 : path, 0) == 0;
+        }
+        return target_name_matches(t, path);
 }
 
 /* Move the new attachment a's locations into a run of holes, if one fits. */

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -240,6 +241,25 @@ int target_process_objects(pid_t pid, char ***paths, char ***names, struct error
         return n;
 }
 
+bool target_name_matches(const char *name, const char *path)
+{
+        const char *base = strrchr(path, '/');
+
+        base = base ? base + 1 : path;
+        if (streq(base, name))
+                return true;
+        /* "libc.so" is libc.so.6 (a version suffix: .N[.N...]) */
+        if (!startswith(base, name) || !strstr(name, ".so") || base[strlen(name)] != '.')
+                return false;
+        for (const char *v = base + strlen(name); *v;) {
+                if (v[0] != '.' || !isdigit((unsigned char)v[1]))
+                        return false;
+                for (v++; isdigit((unsigned char)*v); v++)
+                        ;
+        }
+        return true;
+}
+
 static int resolve_in_process(const char *name, pid_t pid, char **ret)
 {
         char **paths = NULL, **names = NULL;
@@ -247,11 +267,7 @@ static int resolve_in_process(const char *name, pid_t pid, char **ret)
 
         n = target_process_objects(pid, &paths, &names, NULL);
         for (int i = 0; i < n; i++) {
-                const char *slash = strrchr(names[i], '/');
-                const char *base = slash ? slash + 1 : names[i];
-
-                if (streq(base, name) ||
-                    (startswith(base, name) && base[strlen(name)] == '.' && strstr(name, ".so"))) {
+                if (target_name_matches(name, names[i])) {
                         *ret = strdup(paths[i]);
                         r = *ret ? 0 : -ENOMEM;
                         break;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "errors.h"
@@ -21,6 +22,10 @@ int target_resolve(const char *target, pid_t pid, char **ret, struct error *err)
  * without privileges may name.
  */
 int target_resolve_mapped(const char *target, pid_t pid, char **ret, struct error *err);
+
+/* Whether the file at path (as a process sees it) has the name name: its
+ * base name, or name followed by a version (libc.so: libc.so.6). */
+bool target_name_matches(const char *name, const char *path);
 
 /* Look a library name up in an ld.so.cache file; 0, -ENOENT or -EINVAL. */
 int target_ldcache_lookup(const char *cache_path, const char *name, char **ret);

@@ -604,6 +604,25 @@ bool watch_active(const struct watch *w)
         return w->skel != NULL;
 }
 
+void watch_resume_pinned(const char *bpffs_root)
+{
+        char path[PATH_MAX];
+        __u32 key, next;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/watch_held", bpffs_root);
+        fd = bpf_obj_get(path);
+        if (fd < 0)
+                return;
+        while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
+                key = next;
+                kill((pid_t)key, SIGCONT);
+                if (bpf_map_delete_elem(fd, &key) < 0)
+                        break;
+        }
+        close(fd);
+}
+
 int watch_new(sd_event *loop, struct manager *m, const struct watch_opts *o, struct watch **ret)
 {
         struct watch *w = calloc(1, sizeof(*w));

@@ -81,3 +81,7 @@ struct file_user {
 /* Every process mapping every executable file, sorted by file then pid;
  * returns the count. */
 int watch_file_users(struct watch *w, struct file_user **ret);
+
+/* Resume the processes held by the instance pinned under bpffs_root (for
+ * --purge, which removes the map that lists them). */
+void watch_resume_pinned(const char *bpffs_root);

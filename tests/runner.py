@@ -51,7 +51,8 @@ class Counts:
 
 
 def run_unit(build, counts, only):
-    args = {"test-elffile": [f"{build}/tests/target", f"{build}/tests/target-stripped"]}
+    args = {"test-elffile": [f"{build}/tests/target", f"{build}/tests/target-stripped"],
+            "test-probe": [f"{build}/tests/libsimplehttp-provider.so"]}
     for exe in sorted(glob.glob(f"{build}/tests/test-*")):
         name = os.path.basename(exe)
         if not os.path.isfile(exe) or not os.access(exe, os.X_OK):
