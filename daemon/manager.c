@@ -412,7 +412,6 @@ int manager_add_file(struct manager *m, struct probe *p, const char *path, const
                 probe_remove_attachment(p, p->natts - 1, m->root);
                 return r;
         }
-        save(m);
         return 1;
 }
 
@@ -435,6 +434,10 @@ static void release_files(struct manager *m, struct probe *p, const bool *drop)
 void manager_release_files(struct manager *m, struct probe *p, const bool *drop)
 {
         release_files(m, p, drop);
+}
+
+void manager_save(struct manager *m)
+{
         save(m);
 }
 

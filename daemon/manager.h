@@ -50,10 +50,14 @@ void manager_client_gone(struct manager *m, void *client);
 
 /* Watched probes: attach p to one more file (probe_add_file: 1 if attached,
  * 0 if the file has nothing of p), and release the attachments marked in drop
- * (indexes of p->atts). */
+ * (indexes of p->atts). Neither writes the state file: the caller does, with
+ * manager_save(), once for a batch (until then, a start after a crash removes
+ * the links the file does not list, and the watcher attaches again what
+ * processes map). */
 int manager_add_file(struct manager *m, struct probe *p, const char *path, const char *shown,
                      uint64_t kdev, uint64_t kino, struct error *err);
 void manager_release_files(struct manager *m, struct probe *p, const bool *drop);
+void manager_save(struct manager *m);
 /* The watcher to tell when watched probes come and go. */
 void manager_set_watch(struct manager *m, struct watch *w);
 struct watch *manager_watch(struct manager *m);

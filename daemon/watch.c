@@ -18,6 +18,9 @@
 
 #define MAX_LDSO 64 /* dynamic linkers hooked (one per distinct ld.so file) */
 #define HOLD_CHECK_NS (500ULL * 1000000ULL)
+/* Attachments made or released are written to the state file this long
+ * after the first of them: one write for a burst of new files. */
+#define SAVE_DELAY_NS (200ULL * 1000000ULL)
 
 struct ldso_hook {
         struct watch_file file;
@@ -36,6 +39,7 @@ struct watch {
         sd_event_source *rb_src;
         sd_event_source *pass_timer;
         sd_event_source *hold_timer;
+        sd_event_source *save_timer; /* armed while the state file is behind */
         struct ldso_hook ldso[MAX_LDSO];
         unsigned nldso;
         bool holding;
@@ -165,6 +169,33 @@ out:
         elf_file_free(ef);
 }
 
+static int on_save_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct watch *w = userdata;
+
+        (void)usec;
+        w->save_timer = sd_event_source_disable_unref(s);
+        manager_save(w->m);
+        return 0;
+}
+
+static void schedule_save(struct watch *w)
+{
+        if (w->save_timer)
+                return;
+        if (sd_event_add_time_relative(w->loop, &w->save_timer, CLOCK_MONOTONIC,
+                                       SAVE_DELAY_NS / 1000, 0, on_save_timer, w) < 0)
+                manager_save(w->m);
+}
+
+static void flush_save(struct watch *w)
+{
+        if (!w->save_timer)
+                return;
+        w->save_timer = sd_event_source_disable_unref(w->save_timer);
+        manager_save(w->m);
+}
+
 static void note_latency(struct watch *w, uint64_t since)
 {
         uint64_t ns = now_ns(CLOCK_MONOTONIC) - since, us = ns / 1000;
@@ -212,6 +243,7 @@ static void examine_file(struct watch *w, const struct watch_vma *v, uint64_t si
                         continue;
                 r = manager_add_file(w->m, p, map_path, name, v->file.dev, v->file.ino, &err);
                 if (r > 0) {
+                        schedule_save(w);
                         w->c.attached++;
                         if (since)
                                 note_latency(w, since);
@@ -419,6 +451,7 @@ static void pass(struct watch *w, bool release)
                 }
                 if (ndrop) {
                         manager_release_files(w->m, p, drop);
+                        schedule_save(w);
                         w->c.released += ndrop;
                 }
         }
@@ -439,6 +472,7 @@ static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void deactivate(struct watch *w)
 {
+        flush_save(w);
         if (!w->skel)
                 return;
         resume_held(w, UINT64_MAX);
