@@ -74,6 +74,8 @@ static int alloc_sites(struct manager *m, uint32_t *sites, size_t n)
         uint64_t now = now_ns(CLOCK_MONOTONIC);
         size_t got = 0;
 
+        if (!n)
+                return 0; /* a watched USDT probe that has found no file yet */
         for (uint32_t k = 0; k < UT_MAX_SITES && got < n; k++) {
                 uint32_t i = (m->site_hint + k) % UT_MAX_SITES;
 
@@ -193,7 +195,7 @@ static int alloc_probe(struct manager *m, struct probe *p, struct error *err)
 {
         struct ut_probe old;
         size_t nsites = probe_nsites(p);
-        _cleanup_free_ uint32_t *sites = calloc(nsites, sizeof(uint32_t));
+        _cleanup_free_ uint32_t *sites = calloc(nsites + 1, sizeof(uint32_t));
 
         if (!sites)
                 return -ENOMEM;
@@ -748,7 +750,7 @@ static int reattach(struct manager *m, struct probe *p, struct probe *fresh, str
 
         if (fresh) {
                 size_t nsites = probe_nsites(fresh);
-                _cleanup_free_ uint32_t *sites = calloc(nsites, sizeof(uint32_t));
+                _cleanup_free_ uint32_t *sites = calloc(nsites + 1, sizeof(uint32_t));
 
                 if (!sites)
                         return -ENOMEM;
@@ -874,7 +876,7 @@ static void reconcile(struct manager *m, struct probe *p)
                 return;
         }
         inspect_pins(m, p, &missing, &stale, &total);
-        if (missing || stale || total == 0) {
+        if (missing || stale || (total == 0 && p->natts)) {
                 struct probe *q = NULL;
 
                 r = reattach(m, p, NULL, &q, &err);
