@@ -98,6 +98,27 @@ static void print_json(json_object *o)
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+/* How a command shows a method's result to a person (that is, without --json). */
+typedef void (*show_fn)(json_object *result, void *userdata);
+
+/* Connect, call (takes params) and print the result: as JSON with --json or
+ * without show, else through show. 0, or an exit code. */
+static int call_and_show(struct ctl *c, const char *method, json_object *params, show_fn show,
+                         void *userdata)
+{
+        json_object *res;
+        int r = call(c, method, params, &res);
+
+        if (r)
+                return r;
+        if (c->json || !show)
+                print_json(res);
+        else
+                show(res, userdata);
+        json_object_put(res);
+        return 0;
+}
+
 /* A relative path made absolute: the daemon has no cwd of ours. */
 static char *absolute_target(const char *target)
 {
@@ -252,10 +273,28 @@ static void attach_finish(json_object *params, json_object *args, const char *sp
                 json_object_object_add(params, "args", args);
 }
 
+static void show_attached(json_object *res, void *userdata)
+{
+        json_object *id, *files, *locs, *watch = NULL;
+
+        (void)userdata;
+        json_object_object_get_ex(res, "id", &id);
+        json_object_object_get_ex(res, "files", &files);
+        json_object_object_get_ex(res, "locations", &locs);
+        json_object_object_get_ex(res, "watch", &watch);
+        printf("%s\n", json_object_get_string(id));
+        fprintf(stderr, "attached probe %s: %lld location%s in %zu file%s%s\n",
+                json_object_get_string(id), (long long)json_object_get_int64(locs),
+                json_object_get_int64(locs) == 1 ? "" : "s", json_object_array_length(files),
+                json_object_array_length(files) == 1 ? "" : "s",
+                json_object_get_boolean(watch) ? "; watching for new processes and libraries"
+                                               : "");
+}
+
 static int cmd_attach(struct ctl *c, int argc, char **argv)
 {
         static const struct option opts[] = { ATTACH_OPTS, COMMON_OPTS, {} };
-        json_object *params = json_object_new_object(), *args = NULL, *res;
+        json_object *params = json_object_new_object(), *args = NULL;
         int o, r;
 
         while ((o = getopt_long(argc, argv, ATTACH_SHORT "jh", opts, NULL)) >= 0) {
@@ -280,28 +319,7 @@ static int cmd_attach(struct ctl *c, int argc, char **argv)
                 return usage_error("attach", "expected exactly one SPEC");
         }
         attach_finish(params, args, argv[optind]);
-        r = call(c, "attach", params, &res);
-        if (r)
-                return r;
-        if (c->json) {
-                print_json(res);
-        } else {
-                json_object *id, *files, *locs, *watch = NULL;
-
-                json_object_object_get_ex(res, "id", &id);
-                json_object_object_get_ex(res, "files", &files);
-                json_object_object_get_ex(res, "locations", &locs);
-                json_object_object_get_ex(res, "watch", &watch);
-                printf("%s\n", json_object_get_string(id));
-                fprintf(stderr, "attached probe %s: %lld location%s in %zu file%s%s\n",
-                        json_object_get_string(id), (long long)json_object_get_int64(locs),
-                        json_object_get_int64(locs) == 1 ? "" : "s", json_object_array_length(files),
-                        json_object_array_length(files) == 1 ? "" : "s",
-                        json_object_get_boolean(watch) ? "; watching for new processes and "
-                                                         "libraries" : "");
-        }
-        json_object_put(res);
-        return 0;
+        return call_and_show(c, "attach", params, show_attached, NULL);
 }
 
 static const char detach_usage[] =
@@ -313,10 +331,24 @@ static const char detach_usage[] =
         "  -j, --json   print the result as JSON\n"
         "  -h, --help   show this help\n";
 
+static void show_detached(json_object *res, void *userdata)
+{
+        json_object *done, *kept;
+
+        (void)userdata;
+        json_object_object_get_ex(res, "detached", &done);
+        for (size_t i = 0; i < json_object_array_length(done); i++)
+                printf("detached %s\n", json_object_get_string(json_object_array_get_idx(done, i)));
+        if (json_object_object_get_ex(res, "configured", &kept) && json_object_array_length(kept))
+                fprintf(stderr, "kept %zu configured probe%s (remove them from the "
+                        "configuration and reload)\n", json_object_array_length(kept),
+                        json_object_array_length(kept) == 1 ? "" : "s");
+}
+
 static int cmd_detach(struct ctl *c, int argc, char **argv)
 {
         static const struct option opts[] = { { "all", no_argument, NULL, 'a' }, COMMON_OPTS, {} };
-        json_object *params = json_object_new_object(), *ids, *res, *done;
+        json_object *params = json_object_new_object(), *ids;
         bool all = false;
         int o, r;
 
@@ -342,34 +374,15 @@ static int cmd_detach(struct ctl *c, int argc, char **argv)
                 }
                 json_object_object_add(params, "ids", ids);
         }
-        r = call(c, "detach", params, &res);
-        if (r)
-                return r;
-        if (c->json) {
-                print_json(res);
-        } else {
-                json_object *kept;
-
-                json_object_object_get_ex(res, "detached", &done);
-                for (size_t i = 0; i < json_object_array_length(done); i++)
-                        printf("detached %s\n", json_object_get_string(json_object_array_get_idx(done, i)));
-                if (json_object_object_get_ex(res, "configured", &kept) &&
-                    json_object_array_length(kept))
-                        fprintf(stderr, "kept %zu configured probe%s (remove them from the "
-                                "configuration and reload)\n", json_object_array_length(kept),
-                                json_object_array_length(kept) == 1 ? "" : "s");
-        }
-        json_object_put(res);
-        return 0;
+        return call_and_show(c, "detach", params, show_detached, NULL);
 }
 
 /* Commands that take no arguments but --json: list, status, reload. */
 static int simple(struct ctl *c, int argc, char **argv, const char *method, const char *usage,
-                  void (*human)(FILE *, json_object *), const char *key)
+                  show_fn show)
 {
         static const struct option opts[] = { COMMON_OPTS, {} };
-        json_object *res, *v;
-        int o, r;
+        int o;
 
         while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
                 switch (o) {
@@ -380,17 +393,7 @@ static int simple(struct ctl *c, int argc, char **argv, const char *method, cons
         }
         if (optind < argc)
                 return usage_error(method, "takes no arguments");
-        r = call(c, method, NULL, &res);
-        if (r)
-                return r;
-        if (c->json)
-                print_json(res);
-        else if (key && json_object_object_get_ex(res, key, &v))
-                human(stdout, v);
-        else
-                human(stdout, res);
-        json_object_put(res);
-        return 0;
+        return call_and_show(c, method, NULL, show, NULL);
 }
 
 static const char list_usage[] =
@@ -398,14 +401,28 @@ static const char list_usage[] =
 static const char status_usage[] =
         "Usage: utracectl status [--json]\n\nShow the daemon's state and counters.\n";
 
+static void show_list(json_object *res, void *userdata)
+{
+        json_object *probes;
+
+        (void)userdata;
+        output_probe_list(stdout, json_object_object_get_ex(res, "probes", &probes) ? probes : res);
+}
+
 static int cmd_list(struct ctl *c, int argc, char **argv)
 {
-        return simple(c, argc, argv, "list", list_usage, output_probe_list, "probes");
+        return simple(c, argc, argv, "list", list_usage, show_list);
+}
+
+static void show_status(json_object *res, void *userdata)
+{
+        (void)userdata;
+        output_status(stdout, res);
 }
 
 static int cmd_status(struct ctl *c, int argc, char **argv)
 {
-        return simple(c, argc, argv, "status", status_usage, output_status, NULL);
+        return simple(c, argc, argv, "status", status_usage, show_status);
 }
 
 static const char stats_usage[] =
@@ -414,10 +431,16 @@ static const char stats_usage[] =
         "Per-probe counters (hits, events, aggregated, filtered, lost) and per-client\n"
         "delivery counters.\n";
 
+static void show_stats(json_object *res, void *userdata)
+{
+        (void)userdata;
+        output_stats(stdout, res);
+}
+
 static int cmd_stats(struct ctl *c, int argc, char **argv)
 {
         static const struct option opts[] = { COMMON_OPTS, {} };
-        json_object *params = json_object_new_object(), *ids, *res;
+        json_object *params = json_object_new_object(), *ids;
         int o, r;
 
         while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
@@ -433,15 +456,7 @@ static int cmd_stats(struct ctl *c, int argc, char **argv)
                 return r;
         }
         json_object_object_add(params, "ids", ids);
-        r = call(c, "stats", params, &res);
-        if (r)
-                return r;
-        if (c->json)
-                print_json(res);
-        else
-                output_stats(stdout, res);
-        json_object_put(res);
-        return 0;
+        return call_and_show(c, "stats", params, show_stats, NULL);
 }
 
 static const char hist_usage[] =
@@ -450,13 +465,19 @@ static const char hist_usage[] =
         "Show the in-kernel aggregation of a probe attached with --aggregate: counts per\n"
         "key, or log2 histograms.\n";
 
+static void show_aggregations(json_object *res, void *userdata)
+{
+        (void)userdata;
+        output_aggregations(stdout, res);
+}
+
 static int cmd_hist(struct ctl *c, int argc, char **argv)
 {
         static const struct option opts[] = { COMMON_OPTS, {} };
-        json_object *params, *res;
+        json_object *params;
         char *end;
         long long id;
-        int o, r;
+        int o;
 
         while ((o = getopt_long(argc, argv, "jh", opts, NULL)) >= 0) {
                 switch (o) {
@@ -472,15 +493,7 @@ static int cmd_hist(struct ctl *c, int argc, char **argv)
                 return usage_error("hist", "probe ids are positive integers");
         params = json_object_new_object();
         json_object_object_add(params, "id", json_object_new_int64(id));
-        r = call(c, "aggregations", params, &res);
-        if (r)
-                return r;
-        if (c->json)
-                print_json(res);
-        else
-                output_aggregations(stdout, res);
-        json_object_put(res);
-        return 0;
+        return call_and_show(c, "aggregations", params, show_aggregations, NULL);
 }
 
 static const char stream_usage[] =
@@ -781,6 +794,27 @@ static const char probes_usage[] =
         "  -j, --json          print the reply as JSON\n"
         "  -h, --help          show this help\n";
 
+/* What the human listing of "probes" says beside the reply. */
+struct probes_query {
+        bool symbols, verbose;
+        const char *pattern, *where;
+};
+
+static void show_probes(json_object *res, void *userdata)
+{
+        const struct probes_query *q = userdata;
+        json_object *more;
+
+        if (!output_probes(stdout, res, q->verbose))
+                fprintf(stderr, "utracectl: no %s%s%s%s in %s\n",
+                        q->symbols ? "function symbols" : "USDT probes",
+                        q->pattern ? " match '" : "", q->pattern ? q->pattern : "",
+                        q->pattern ? "'" : "", q->where);
+        if (json_object_object_get_ex(res, "more_symbols", &more) && json_object_get_int64(more))
+                fprintf(stderr, "utracectl: %lld more symbols not listed: narrow them with a "
+                        "PATTERN\n", (long long)json_object_get_int64(more));
+}
+
 static int cmd_probes(struct ctl *c, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -789,12 +823,11 @@ static int cmd_probes(struct ctl *c, int argc, char **argv)
                 { "verbose", no_argument, NULL, 'v' },
                 COMMON_OPTS, {}
         };
-        json_object *params, *res;
-        bool symbols = false, verbose = false;
-        const char *pattern = NULL, *where = NULL;
+        struct probes_query q = { 0 };
+        json_object *params;
         long long pid = 0;
         char *end, *target, proc[32];
-        int o, r, npos;
+        int o, npos;
 
         while ((o = getopt_long(argc, argv, "p:Svjh", opts, NULL)) >= 0) {
                 switch (o) {
@@ -803,8 +836,8 @@ static int cmd_probes(struct ctl *c, int argc, char **argv)
                         if (*end || pid <= 0 || pid > INT_MAX)
                                 return usage_error("probes", "bad --pid");
                         break;
-                case 'S': symbols = true; break;
-                case 'v': verbose = true; break;
+                case 'S': q.symbols = true; break;
+                case 'v': q.verbose = true; break;
                 case 'j': c->json = true; break;
                 case 'h': fputs(probes_usage, stdout); return 0;
                 default: return 2;
@@ -818,40 +851,20 @@ static int cmd_probes(struct ctl *c, int argc, char **argv)
         if (pid) {
                 json_object_object_add(params, "pid", json_object_new_int64(pid));
                 snprintf(proc, sizeof(proc), "process %lld", pid);
-                where = proc;
+                q.where = proc;
         } else {
-                where = argv[optind];
+                q.where = argv[optind];
                 target = absolute_target(argv[optind++]);
                 json_object_object_add(params, "target", json_object_new_string(target));
                 free(target);
         }
         if (optind < argc)
-                pattern = argv[optind];
-        if (pattern)
-                json_object_object_add(params, "pattern", json_object_new_string(pattern));
-        if (symbols)
+                q.pattern = argv[optind];
+        if (q.pattern)
+                json_object_object_add(params, "pattern", json_object_new_string(q.pattern));
+        if (q.symbols)
                 json_object_object_add(params, "symbols", json_object_new_boolean(1));
-        r = call(c, "probes", params, &res);
-        if (r)
-                return r;
-        if (c->json) {
-                print_json(res);
-        } else {
-                json_object *more;
-                size_t n = output_probes(stdout, res, verbose);
-
-                if (!n)
-                        fprintf(stderr, "utracectl: no %s%s%s%s in %s\n",
-                                symbols ? "function symbols" : "USDT probes",
-                                pattern ? " match '" : "", pattern ? pattern : "",
-                                pattern ? "'" : "", where);
-                if (json_object_object_get_ex(res, "more_symbols", &more) &&
-                    json_object_get_int64(more))
-                        fprintf(stderr, "utracectl: %lld more symbols not listed: narrow them "
-                                "with a PATTERN\n", (long long)json_object_get_int64(more));
-        }
-        json_object_put(res);
-        return 0;
+        return call_and_show(c, "probes", params, show_probes, &q);
 }
 
 static const char flow_usage[] =
@@ -995,11 +1008,13 @@ static const char reload_usage[] =
         "configured probes keep their links and counters, removed ones are detached, new\n"
         "and changed ones attached. A configuration with errors changes nothing.\n";
 
-static void print_reload(FILE *f, json_object *res)
+static void show_reload(json_object *res, void *userdata)
 {
         static const char *const kinds[] = { "added", "changed", "removed", "unchanged" };
+        FILE *f = stdout;
         json_object *v;
 
+        (void)userdata;
         fputs("reloaded:", f);
         for (size_t k = 0; k < 4; k++)
                 if (json_object_object_get_ex(res, kinds[k], &v))
@@ -1021,7 +1036,7 @@ static void print_reload(FILE *f, json_object *res)
 
 static int cmd_reload(struct ctl *c, int argc, char **argv)
 {
-        return simple(c, argc, argv, "reload", reload_usage, print_reload, NULL);
+        return simple(c, argc, argv, "reload", reload_usage, show_reload);
 }
 
 static const char metrics_usage[] =
@@ -1107,18 +1122,12 @@ static int cmd_metrics(struct ctl *c, int argc, char **argv)
                 return http_serve(STDIN_FILENO, STDOUT_FILENO, 10000, fetch_metrics, c);
         }
         if (c->json) {
-                json_object *params = json_object_new_object(), *res;
-                int r;
+                json_object *params = json_object_new_object();
 
                 if (om)
                         json_object_object_add(params, "format",
                                                json_object_new_string("openmetrics"));
-                r = call(c, "metrics", params, &res);
-                if (r)
-                        return r;
-                print_json(res);
-                json_object_put(res);
-                return 0;
+                return call_and_show(c, "metrics", params, NULL, NULL);
         }
         err = fetch_metrics(om, &body, c);
         if (err) {
