@@ -216,8 +216,9 @@ static bool has_file(const struct probe *p, const struct watch_file *f)
 }
 
 /* Attach every watched probe that wants file v (mapped by v->pid); since:
- * when the process was reported (0: found by a pass). */
-static void examine_file(struct watch *w, const struct watch_vma *v, uint64_t since)
+ * when the process was reported (0: found by a pass). False if the mapping
+ * is gone (the process exited): the file is not examined. */
+static bool examine_file(struct watch *w, const struct watch_vma *v, uint64_t since)
 {
         char map_path[64], name[PATH_MAX];
         struct probe *const *probes;
@@ -228,7 +229,7 @@ static void examine_file(struct watch *w, const struct watch_vma *v, uint64_t si
                  (unsigned long long)v->start, (unsigned long long)v->end);
         len = readlink(map_path, name, sizeof(name) - 1);
         if (len < 0)
-                return; /* gone */
+                return false;
         name[len] = 0;
         w->c.examined++;
         if (is_ldso(name))
@@ -256,6 +257,7 @@ static void examine_file(struct watch *w, const struct watch_vma *v, uint64_t si
                                   p->spec.text, name, err.msg[0] ? err.msg : strerror(-r));
                 }
         }
+        return true;
 }
 
 static uint8_t known_state(struct watch *w, const struct watch_file *f)
@@ -286,8 +288,8 @@ static void examine_process(struct watch *w, pid_t pid, uint64_t since)
                         dup = v[k].file.dev == v[i].file.dev && v[k].file.ino == v[i].file.ino;
                 if (dup || known_state(w, &v[i].file) == WATCH_EXAMINED)
                         continue;
-                examine_file(w, &v[i], since);
-                mark_examined(w, &v[i].file);
+                if (examine_file(w, &v[i], since))
+                        mark_examined(w, &v[i].file);
         }
         free(v);
 }
@@ -400,13 +402,18 @@ static void pass(struct watch *w, bool release)
         }
         w->c.passes++;
         qsort(v, n, sizeof(*v), vma_cmp);
-        for (int i = 0; i < n; i++) {
-                if (i && v[i].file.dev == v[i - 1].file.dev && v[i].file.ino == v[i - 1].file.ino)
+        for (int i = 0, done = 0; i < n; i++) {
+                bool same = i && v[i].file.dev == v[i - 1].file.dev &&
+                            v[i].file.ino == v[i - 1].file.ino;
+
+                if (!same)
+                        done = known_state(w, &v[i].file) == WATCH_EXAMINED;
+                if (done)
                         continue;
-                if (known_state(w, &v[i].file) == WATCH_EXAMINED)
-                        continue;
-                examine_file(w, &v[i], 0);
-                mark_examined(w, &v[i].file);
+                /* through the first of its processes that is still there */
+                done = examine_file(w, &v[i], 0);
+                if (done)
+                        mark_examined(w, &v[i].file);
         }
         probes = manager_probes(w->m, &np);
         for (size_t i = 0; release && i < np; i++) {
