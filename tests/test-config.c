@@ -283,6 +283,53 @@ static void test_outputs(void)
         config_free(c);
 }
 
+/* Scoping and holding keys of a probe file become attach parameters. */
+static void test_scope(void)
+{
+        char conf[256], probes_dir[128];
+        struct config *c;
+        json_object *st, *n;
+
+        snprintf(conf, sizeof(conf), "[Daemon]\nProbesDirectory=%s/scope.d\nWatchIntervalSec=2s\n",
+                 dir);
+        snprintf(probes_dir, sizeof(probes_dir), "%s/scope.d", dir);
+        mkdir(probes_dir, 0700);
+        write_file("scope.d/s.conf",
+                   "[Probe]\n"                                          /* 1 */
+                   "Name=scoped\n"
+                   "Spec=usdt:*:simplehttp:file_transfer\n"
+                   "Comm=simplehttp\n"
+                   "Exe=/usr/bin/simplehttp\n"                          /* 5 */
+                   "Cgroup=/system.slice/web.service\n"
+                   "Hold=yes\n"
+                   "[Probe]\n"
+                   "Name=bad-scope\n"
+                   "Spec=uprobe:libc.so.6:free\n"                       /* 10 */
+                   "Comm=a-name-much-longer-than-fifteen\n"
+                   "Exe=relative/prog\n"
+                   "Cgroup=system.slice\n"
+                   "Hold=perhaps\n");
+        c = load(conf, NULL);
+        CHECK(config_settings(c)->watch_interval_us == 2000000, "WatchIntervalSec=2s");
+        CHECK(error_is(c, 0, "scope.d/s.conf:11: Comm=a-name-much-longer-than-fifteen: 1 to 15"),
+              "Comm= fits a comm: %s", error_at(c, 0));
+        CHECK(error_is(c, 1, "scope.d/s.conf:12: Exe=relative/prog: need an absolute path"),
+              "Exe= is absolute: %s", error_at(c, 1));
+        CHECK(error_is(c, 2, "scope.d/s.conf:13: Cgroup=system.slice: need an absolute path"),
+              "Cgroup= is absolute: %s", error_at(c, 2));
+        CHECK(error_is(c, 3, "scope.d/s.conf:14: Hold=perhaps: need yes or no"),
+              "Hold= is a boolean: %s", error_at(c, 3));
+        CHECK(nerrors(c) == 4, "4 errors, no more (%zu)", nerrors(c));
+        st = config_status(c);
+        json_object_object_get_ex(st, "probes", &n);
+        CHECK(json_object_get_int(n) == 1, "the scoped probe is valid");
+        json_object_put(st);
+        config_free(c);
+        c = load("[Daemon]\nWatchIntervalSec=10ms\n", NULL);
+        CHECK(nerrors(c) == 1, "WatchIntervalSec= below 100ms is refused: %s", error_at(c, 0));
+        config_free(c);
+}
+
 /* conf/utraced.conf shows every key at its default: uncommented, it changes
  * nothing; the example probes are valid. */
 static void test_examples(void)
@@ -310,11 +357,12 @@ static void test_examples(void)
         CHECK(nerrors(c) == 0, "the example, uncommented, is valid: %s", error_at(c, 0));
         CHECK(s->set == (CONFIG_SOCKET | CONFIG_BPFFS_ROOT | CONFIG_STATE_DIR | CONFIG_PROBES_DIR |
                          CONFIG_RINGBUF_SIZE | CONFIG_QUEUE_SIZE | CONFIG_UPROBE_MULTI |
-                         CONFIG_LOG_LEVEL), "the example shows every key");
+                         CONFIG_LOG_LEVEL | CONFIG_WATCH_INTERVAL), "the example shows every key");
         CHECK(streq(s->socket_path, defaults.socket_path) && streq(s->bpffs_root, defaults.bpffs_root) &&
               streq(s->state_dir, defaults.state_dir) && streq(s->probes_dir, defaults.probes_dir) &&
               s->ringbuf_size == defaults.ringbuf_size && s->queue_size == defaults.queue_size &&
-              s->uprobe_multi == defaults.uprobe_multi && s->log_level == defaults.log_level,
+              s->uprobe_multi == defaults.uprobe_multi && s->log_level == defaults.log_level &&
+              s->watch_interval_us == defaults.watch_interval_us,
               "every key of the example is at its default");
         config_free(c);
 
@@ -336,6 +384,7 @@ int main(void)
         test_errors();
         test_probes();
         test_outputs();
+        test_scope();
         test_examples();
         {
                 char cmd[128];
