@@ -417,7 +417,7 @@ int manager_add_file(struct manager *m, struct probe *p, const char *path, const
         return 1;
 }
 
-static void release_files(struct manager *m, struct probe *p, const bool *drop)
+void manager_release_files(struct manager *m, struct probe *p, const bool *drop)
 {
         size_t n = p->natts;
 
@@ -431,11 +431,6 @@ static void release_files(struct manager *m, struct probe *p, const bool *drop)
                                 site_release(m, p->locs[a->loc_first + k].site);
                 probe_remove_attachment(p, i, m->root);
         }
-}
-
-void manager_release_files(struct manager *m, struct probe *p, const bool *drop)
-{
-        release_files(m, p, drop);
 }
 
 void manager_save(struct manager *m)
@@ -731,7 +726,7 @@ static void prune_watched(struct manager *m, struct probe *p, const char *name)
         }
         if (!n)
                 return;
-        release_files(m, p, drop);
+        manager_release_files(m, p, drop);
         log_notice("%s: %u watched file%s released (links missing or of another build); "
                    "attached again where processes map them", name, n, n == 1 ? "" : "s");
 }

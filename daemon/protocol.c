@@ -368,6 +368,10 @@ static int m_attach(struct client *c, json_object *params, json_object **result,
                         r = error_set(err, E_PERMISSION, -EPERM,
                                       "without privileges a probe must be scoped to a process "
                                       "you own (\"pid\"; utracectl --pid)");
+                else if (spec.exe)
+                        r = error_set(err, E_PERMISSION, -EPERM,
+                                      "without privileges a probe is scoped to one process "
+                                      "already: \"exe\" is for privileged callers");
                 else
                         r = access_check_process(&c->who, spec.pid, err);
                 if (r >= 0 && manager_count_owned(server_manager(c->srv), c->who.uid) >=
@@ -470,8 +474,11 @@ static int m_list(struct client *c, json_object *params, json_object **result, s
         (void)err;
         struct watch *w = manager_watch(server_manager(c->srv));
         struct users users = { 0 };
+        bool watched = false;
 
-        users.n = w ? watch_file_users(w, &users.v) : 0;
+        for (size_t i = 0; i < n; i++)
+                watched |= client_sees(c, probes[i]) && probe_watched(probes[i]);
+        users.n = w && watched ? watch_file_users(w, &users.v) : 0;
         if (users.n < 0)
                 users.n = 0;
         for (size_t i = 0; i < n; i++)

@@ -75,6 +75,15 @@ class Access(UtraceTest):
         others = self.own_fixture(OTHER)
         self.assertRpcError("permission-denied", u.call, "attach",
                             {"spec": f"uprobe:{TARGET}:ut_add", "pid": others.pid})
+        # a watched probe (a name, a glob, *) is system-wide: privileged only
+        for spec in ("uprobe:libc.so.6:malloc", "usdt:*:simplehttp:file_transfer"):
+            self.assertRpcError("permission-denied", u.call, "attach", {"spec": spec})
+        # --exe would stat any path as root; a pid-scoped probe has no use for it
+        mine = self.own_fixture()
+        e = self.assertRpcError("permission-denied", u.call, "attach",
+                                {"spec": f"uprobe:{TARGET}:ut_add", "pid": mine.pid,
+                                 "exe": "/root/.bashrc"})
+        self.assertIn("exe", e.message)
         self.assertEqual(self.c.call("list")["probes"], [])
 
     def test_own_probe_only_files_the_process_maps(self):
