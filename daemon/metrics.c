@@ -459,29 +459,35 @@ static void watch_families(struct writer *w, struct manager *m)
         if (!wt)
                 return;
         watch_counters(wt, &c);
+        const struct {
+                const char *name, *help;
+                uint64_t value;
+        } counters[] = {
+                { "utrace_watch_reports",
+                  "Processes the watcher reported for mapping a file not seen before.", c.reports },
+                { "utrace_watch_reports_lost",
+                  "Reports lost for want of room (the file is reported again by the next "
+                  "process, or found by the periodic pass).", c.reports_lost },
+                { "utrace_watch_files_examined", "Files the watcher examined.", c.examined },
+                { "utrace_watch_files_attached", "Files a watched probe was attached to.",
+                  c.attached },
+                { "utrace_watch_files_released",
+                  "Files released because no process maps them any more.", c.released },
+                { "utrace_watch_files_failed",
+                  "Matching files a watched probe could not be attached to.", c.failed },
+                { "utrace_watch_passes", "Passes over every process's mappings.", c.passes },
+                { "utrace_watch_processes_held",
+                  "Processes stopped until their probes were attached (--hold).", c.held },
+                { "utrace_watch_hold_timeouts", "Held processes resumed by the timeout.",
+                  c.hold_timeouts },
+                { "utrace_watch_hold_skipped",
+                  "Processes not held: a terminal, traced, or too many held.", c.hold_skipped },
+        };
+
         single(w, "utrace_watch_active", GAUGE, NULL,
                "1 while watched probes exist and the watcher runs.", watch_active(wt));
-        single(w, "utrace_watch_reports", COUNTER, NULL,
-               "Processes the watcher reported for mapping a file not seen before.", c.reports);
-        single(w, "utrace_watch_reports_lost", COUNTER, NULL,
-               "Reports lost for want of room (the file is reported again by the next "
-               "process, or found by the periodic pass).", c.reports_lost);
-        single(w, "utrace_watch_files_examined", COUNTER, NULL,
-               "Files the watcher examined.", c.examined);
-        single(w, "utrace_watch_files_attached", COUNTER, NULL,
-               "Files a watched probe was attached to.", c.attached);
-        single(w, "utrace_watch_files_released", COUNTER, NULL,
-               "Files released because no process maps them any more.", c.released);
-        single(w, "utrace_watch_files_failed", COUNTER, NULL,
-               "Matching files a watched probe could not be attached to.", c.failed);
-        single(w, "utrace_watch_passes", COUNTER, NULL,
-               "Passes over every process's mappings.", c.passes);
-        single(w, "utrace_watch_processes_held", COUNTER, NULL,
-               "Processes stopped until their probes were attached (--hold).", c.held);
-        single(w, "utrace_watch_hold_timeouts", COUNTER, NULL,
-               "Held processes resumed by the timeout.", c.hold_timeouts);
-        single(w, "utrace_watch_hold_skipped", COUNTER, NULL,
-               "Processes not held: a terminal, traced, or too many held.", c.hold_skipped);
+        for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
+                single(w, counters[i].name, COUNTER, NULL, counters[i].help, counters[i].value);
         family(w, "utrace_watch_attach_latency_seconds", HISTOGRAM, "seconds",
                "From a process mapping a new file to a watched probe attached to it.");
         for (unsigned k = 0; k <= WATCH_LAT_BUCKETS; k++)

@@ -418,6 +418,28 @@ class Watch(WatchTest):
         self.assertNotIn(proc_state(f.pid), ("T", "t"))
         self.assertEqual(self.probe(p["id"])["request"].get("hold"), True)
 
+    def test_metrics(self):
+        p = self.attach(USDT_SPEC, args=USDT_ARGS)
+        f, g = self.http(), self.http()
+        self.ready(p["id"], f, g)
+        samples = {}
+        for line in self.c.call("metrics")["text"].splitlines():
+            if line.startswith("utrace_watch_"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        self.assertEqual(samples["utrace_watch_active"], 1)
+        self.assertGreaterEqual(samples["utrace_watch_files_attached_total"], 2)
+        self.assertGreaterEqual(samples["utrace_watch_reports_total"], 1)
+        self.assertEqual(samples["utrace_watch_reports_lost_total"], 0)
+        # a process reported and attached has its latency counted, below +Inf
+        count = samples["utrace_watch_attach_latency_seconds_count"]
+        self.assertGreaterEqual(count, 1)
+        self.assertEqual(samples['utrace_watch_attach_latency_seconds_bucket{le="+Inf"}'], count)
+        self.assertGreater(samples["utrace_watch_attach_latency_seconds_sum"], 0)
+        self.c.call("detach", {"id": p["id"]})
+        text = self.c.call("metrics")["text"]
+        self.assertIn("utrace_watch_active 0", text)
+
     def test_restart(self):
         p = self.attach(USDT_SPEC, args=USDT_ARGS)
         f = self.http()
