@@ -42,7 +42,6 @@ struct watch {
         sd_event_source *save_timer; /* armed while the state file is behind */
         struct ldso_hook ldso[MAX_LDSO];
         unsigned nldso;
-        bool holding;
         struct watch_counters c;
 };
 
@@ -112,15 +111,26 @@ out:
         return (int)n;
 }
 
+static int file_cmp(const struct watch_file *a, const struct watch_file *b)
+{
+        if (a->dev != b->dev)
+                return a->dev < b->dev ? -1 : 1;
+        return a->ino < b->ino ? -1 : a->ino > b->ino;
+}
+
+/* Mappings by file, then by process. */
 static int vma_cmp(const void *a, const void *b)
 {
         const struct watch_vma *x = a, *y = b;
+        int c = file_cmp(&x->file, &y->file);
 
-        if (x->file.dev != y->file.dev)
-                return x->file.dev < y->file.dev ? -1 : 1;
-        if (x->file.ino != y->file.ino)
-                return x->file.ino < y->file.ino ? -1 : 1;
-        return x->pid < y->pid ? -1 : x->pid > y->pid;
+        return c ? c : x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+/* bsearch(): a file (the key) among mappings sorted by vma_cmp. */
+static int vma_file_cmp(const void *key, const void *elem)
+{
+        return file_cmp(key, &((const struct watch_vma *)elem)->file);
 }
 
 /* --- examining files -------------------------------------------------------- */
@@ -144,7 +154,7 @@ static void hook_ldso(struct watch *w, const char *path, const struct watch_file
         int n;
 
         for (unsigned i = 0; i < w->nldso; i++)
-                if (w->ldso[i].file.dev == f->dev && w->ldso[i].file.ino == f->ino)
+                if (file_cmp(&w->ldso[i].file, f) == 0)
                         return;
         if (w->nldso == MAX_LDSO || elf_file_open(path, &ef, &err) < 0)
                 return;
@@ -275,22 +285,30 @@ static void mark_examined(struct watch *w, const struct watch_file *f)
         bpf_map_update_elem(known_fd(w), f, &v, BPF_ANY);
 }
 
+/* Sort mappings v by vma_cmp and examine each file not examined yet, through
+ * the first of its processes that is still there. */
+static void examine_files(struct watch *w, struct watch_vma *v, int n, uint64_t since)
+{
+        qsort(v, n, sizeof(*v), vma_cmp);
+        for (int i = 0, done = 0; i < n; i++) {
+                if (!i || file_cmp(&v[i].file, &v[i - 1].file) != 0)
+                        done = known_state(w, &v[i].file) == WATCH_EXAMINED;
+                if (done)
+                        continue;
+                done = examine_file(w, &v[i], since);
+                if (done)
+                        mark_examined(w, &v[i].file);
+        }
+}
+
 /* Examine the files of process pid not examined yet. */
 static void examine_process(struct watch *w, pid_t pid, uint64_t since)
 {
         struct watch_vma *v = NULL;
         int n = read_vmas(w, pid, &v);
 
-        for (int i = 0; i < n; i++) {
-                bool dup = false;
-
-                for (int k = 0; k < i && !dup; k++)
-                        dup = v[k].file.dev == v[i].file.dev && v[k].file.ino == v[i].file.ino;
-                if (dup || known_state(w, &v[i].file) == WATCH_EXAMINED)
-                        continue;
-                if (examine_file(w, &v[i], since))
-                        mark_examined(w, &v[i].file);
-        }
+        if (n > 0)
+                examine_files(w, v, n, since);
         free(v);
 }
 
@@ -304,35 +322,41 @@ static void resume(struct watch *w, pid_t pid)
                 kill(pid, SIGCONT);
 }
 
-/* Resume held processes stopped before `before` (UINT64_MAX: all); returns
- * how many are still held. */
-static unsigned resume_held(struct watch *w, uint64_t before)
+/* Resume the processes of the held map fd stopped before `before`
+ * (UINT64_MAX: all; others are timeouts, counted in timeouts if given);
+ * returns how many are still held. */
+static unsigned resume_held_in(int fd, uint64_t before, uint64_t *timeouts)
 {
         __u32 key, next;
         bool have = false;
         unsigned left = 0;
 
-        while (bpf_map_get_next_key(held_fd(w), have ? &key : NULL, &next) == 0) {
+        while (bpf_map_get_next_key(fd, have ? &key : NULL, &next) == 0) {
                 __u64 ts;
 
                 key = next;
                 have = true;
-                if (bpf_map_lookup_elem(held_fd(w), &key, &ts) < 0)
+                if (bpf_map_lookup_elem(fd, &key, &ts) < 0)
                         continue;
                 if (ts >= before) {
                         left++;
                         continue;
                 }
-                if (before != UINT64_MAX) {
-                        w->c.hold_timeouts++;
-                        log_warning("watch: process %u held for longer than %llu ms: resumed",
-                                    key, (unsigned long long)(w->opts.hold_max_ns / 1000000));
+                if (before != UINT64_MAX && timeouts) {
+                        (*timeouts)++;
+                        log_warning("watch: process %u held for %llu ms: resumed", key,
+                                    (now_ns(CLOCK_MONOTONIC) - ts) / 1000000);
                 }
-                bpf_map_delete_elem(held_fd(w), &key);
+                bpf_map_delete_elem(fd, &key);
                 kill((pid_t)key, SIGCONT);
                 have = false; /* restart: the walk's key is gone */
         }
         return left;
+}
+
+static unsigned resume_held(struct watch *w, uint64_t before)
+{
+        return resume_held_in(held_fd(w), before, &w->c.hold_timeouts);
 }
 
 static void arm(sd_event_source *s, uint64_t ns)
@@ -347,7 +371,8 @@ static int on_hold_timer(sd_event_source *s, uint64_t usec, void *userdata)
         uint64_t now = now_ns(CLOCK_MONOTONIC);
 
         (void)usec;
-        if (resume_held(w, now > w->opts.hold_max_ns ? now - w->opts.hold_max_ns : 0) || w->holding)
+        if (resume_held(w, now > w->opts.hold_max_ns ? now - w->opts.hold_max_ns : 0) ||
+            w->skel->bss->hold_pids)
                 arm(s, HOLD_CHECK_NS);
         return 0;
 }
@@ -401,20 +426,7 @@ static void pass(struct watch *w, bool release)
                 return;
         }
         w->c.passes++;
-        qsort(v, n, sizeof(*v), vma_cmp);
-        for (int i = 0, done = 0; i < n; i++) {
-                bool same = i && v[i].file.dev == v[i - 1].file.dev &&
-                            v[i].file.ino == v[i - 1].file.ino;
-
-                if (!same)
-                        done = known_state(w, &v[i].file) == WATCH_EXAMINED;
-                if (done)
-                        continue;
-                /* through the first of its processes that is still there */
-                done = examine_file(w, &v[i], 0);
-                if (done)
-                        mark_examined(w, &v[i].file);
-        }
+        examine_files(w, v, n, 0);
         probes = manager_probes(w->m, &np);
         for (size_t i = 0; release && i < np; i++) {
                 struct probe *p = probes[i];
@@ -427,34 +439,16 @@ static void pass(struct watch *w, bool release)
                 if (!drop)
                         break;
                 for (size_t k = 0; k < p->natts; k++) {
-                        struct watch_vma key = { .file = { p->atts[k].kdev, p->atts[k].kino } };
-                        bool mapped = false;
+                        struct watch_file f = { p->atts[k].kdev, p->atts[k].kino };
 
-                        if (!p->atts[k].watched)
-                                continue;
-                        /* any pid of that file: compare files only */
-                        for (int lo = 0, hi = n - 1; lo <= hi && !mapped;) {
-                                int mid = (lo + hi) / 2;
-                                const struct watch_file *f = &v[mid].file;
-                                int c = f->dev != key.file.dev ? (f->dev < key.file.dev ? -1 : 1)
-                                        : f->ino != key.file.ino ? (f->ino < key.file.ino ? -1 : 1)
-                                                                 : 0;
-
-                                if (c == 0)
-                                        mapped = true;
-                                else if (c < 0)
-                                        lo = mid + 1;
-                                else
-                                        hi = mid - 1;
-                        }
-                        if (mapped)
+                        if (!p->atts[k].watched || bsearch(&f, v, n, sizeof(*v), vma_file_cmp))
                                 continue;
                         drop[k] = true;
                         ndrop++;
                         log_info("probe %llu (%s): %s is mapped by no process any more: released",
                                  (unsigned long long)p->id, p->spec.text, p->atts[k].path);
                         /* mapped again later, it is examined again */
-                        bpf_map_delete_elem(known_fd(w), &key.file);
+                        bpf_map_delete_elem(known_fd(w), &f);
                 }
                 if (ndrop) {
                         manager_release_files(w->m, p, drop);
@@ -538,8 +532,7 @@ static int activate(struct watch *w)
                         hook_ldso(w, ldso, &(struct watch_file){ kernel_dev(st.st_dev), st.st_ino });
                 free(ldso);
         }
-        if (resume_held(w, UINT64_MAX) == 0)
-                log_debug("watch: no process left held by an earlier instance");
+        resume_held(w, UINT64_MAX); /* what an earlier instance left held */
         log_info("watch: watching for new files (exec and ld.so)");
         return 0;
 fail:
@@ -558,7 +551,6 @@ static void set_holding(struct watch *w)
         probes = manager_probes(w->m, &n);
         for (size_t i = 0; i < n; i++)
                 hold |= probe_watched(probes[i]) && probes[i]->spec.hold;
-        w->holding = hold;
         w->skel->bss->hold_pids = hold;
         if (hold)
                 arm(w->hold_timer, HOLD_CHECK_NS);
@@ -648,19 +640,13 @@ bool watch_active(const struct watch *w)
 void watch_resume_pinned(const char *bpffs_root)
 {
         char path[PATH_MAX];
-        __u32 key, next;
         int fd;
 
         snprintf(path, sizeof(path), "%s/watch_held", bpffs_root);
         fd = bpf_obj_get(path);
         if (fd < 0)
                 return;
-        while (bpf_map_get_next_key(fd, NULL, &next) == 0) {
-                key = next;
-                kill((pid_t)key, SIGCONT);
-                if (bpf_map_delete_elem(fd, &key) < 0)
-                        break;
-        }
+        resume_held_in(fd, UINT64_MAX, NULL);
         close(fd);
 }
 
