@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 
 #include "target.h"
 #include "util.h"
@@ -133,42 +132,29 @@ static bool is_file(const char *path)
         return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Parse one /proc/PID/maps line of an executable file mapping. */
-static bool maps_line(char *line, struct mapped_file *mf, const char **path)
+/* Parse one /proc/PID/maps line: range, executable, path (or NULL). */
+static bool maps_line(char *line, char range[64], const char **path)
 {
         char perms[8];
-        unsigned maj, min;
-        unsigned long long ino;
         int pos = 0;
 
-        if (sscanf(line, "%lx-%lx %7s %*s %x:%x %llu %n", &mf->start, &mf->end, perms, &maj, &min,
-                   &ino, &pos) < 6 || !pos)
+        if (sscanf(line, "%63s %7s %*s %*s %*s %n", range, perms, &pos) < 2 || !pos)
                 return false;
         if (perms[2] != 'x')
                 return false;
         line[strcspn(line, "\n")] = 0;
         *path = line + pos;
-        mf->dev = makedev(maj, min);
-        mf->ino = (ino_t)ino;
         return **path == '/';
 }
 
-void mapped_files_free(struct mapped_file *v, size_t n)
-{
-        for (size_t i = 0; v && i < n; i++)
-                free(v[i].name);
-        free(v);
-}
-
-int target_process_files(pid_t pid, struct mapped_file **ret, struct error *err)
+int target_process_objects(pid_t pid, char ***paths, char ***names, struct error *err)
 {
         _cleanup_fclose_ FILE *f = NULL;
-        struct mapped_file *v = NULL;
         char mpath[64], *line = NULL;
-        size_t n = 0, cap = 0, len = 0;
+        char **p = NULL, **nm = NULL;
+        size_t n = 0, cap = 0, len = 0, ncap = 0;
         int r;
 
-        *ret = NULL;
         r = target_check_pid(pid, err);
         if (r < 0)
                 return r;
@@ -178,67 +164,45 @@ int target_process_files(pid_t pid, struct mapped_file **ret, struct error *err)
                 return error_set(err, E_NO_PROCESS, -errno, "cannot read %s: %s", mpath,
                                  strerror(errno));
         while (getline(&line, &len, f) > 0) {
-                struct mapped_file mf = { 0 };
+                char range[64], buf[128];
+                unsigned long start, end;
                 const char *path;
                 bool dup = false;
 
-                if (!maps_line(line, &mf, &path))
+                if (!maps_line(line, range, &path) || sscanf(range, "%lx-%lx", &start, &end) != 2)
                         continue;
-                for (size_t i = 0; i < n && !dup; i++)
-                        dup = v[i].dev == mf.dev && v[i].ino == mf.ino;
+                for (size_t i = 0; i < n; i++)
+                        if (streq(nm[i], path))
+                                dup = true;
                 if (dup)
                         continue;
-                if (grow_array(&v, &cap, n + 1, sizeof(*v)) < 0)
+                if (grow_array(&p, &cap, n + 2, sizeof(*p)) < 0 ||
+                    grow_array(&nm, &ncap, n + 2, sizeof(*nm)) < 0)
                         goto nomem;
                 /* maps pads addresses with zeros, map_files does not */
-                snprintf(mf.map_path, sizeof(mf.map_path), "/proc/%d/map_files/%lx-%lx", (int)pid,
-                         mf.start, mf.end);
-                mf.name = strdup(path);
-                if (!mf.name)
+                snprintf(buf, sizeof(buf), "/proc/%d/map_files/%lx-%lx", (int)pid, start, end);
+                p[n] = strdup(buf);
+                nm[n] = strdup(path);
+                p[n + 1] = nm[n + 1] = NULL;
+                if (!p[n] || !nm[n]) {
+                        n++;
                         goto nomem;
-                v[n++] = mf;
-        }
-        free(line);
-        *ret = v;
-        return (int)n;
-nomem:
-        free(line);
-        mapped_files_free(v, n);
-        return -ENOMEM;
-}
-
-int target_process_objects(pid_t pid, char ***paths, char ***names, struct error *err)
-{
-        struct mapped_file *v = NULL;
-        char **p = NULL, **nm = NULL;
-        int n = target_process_files(pid, &v, err);
-
-        *paths = *names = NULL;
-        if (n <= 0)
-                return n;
-        p = calloc(n + 1, sizeof(*p));
-        nm = calloc(n + 1, sizeof(*nm));
-        for (int i = 0; p && nm && i < n; i++) {
-                p[i] = strdup(v[i].map_path);
-                nm[i] = TAKE_PTR(v[i].name);
-                if (!p[i] || !nm[i]) {
-                        free(p[i]);
-                        p[i] = NULL;
-                        mapped_files_free(v, n);
-                        strv_free(p);
-                        strv_free(nm);
-                        return -ENOMEM;
                 }
+                n++;
         }
-        mapped_files_free(v, n);
-        if (!p || !nm) {
-                free(p);
-                free(nm);
-                return -ENOMEM;
+        free(line);
+        if (!n) {
+                *paths = *names = NULL;
+                return 0;
         }
         *paths = p;
         *names = nm;
-        return n;
+        return (int)n;
+nomem:
+        free(line);
+        strv_free(p);
+        strv_free(nm);
+        return -ENOMEM;
 }
 
 bool target_name_matches(const char *name, const char *path)

@@ -33,20 +33,6 @@ int target_ldcache_lookup(const char *cache_path, const char *name, char **ret);
 /* 0 if /proc/PID exists, else an E_NO_PROCESS error. */
 int target_check_pid(pid_t pid, struct error *err);
 
-/* A file mapped executable by a process. dev and ino are what the mapping
- * holds: on overlayfs the upper or lower file, the inode a uprobe binds to. */
-struct mapped_file {
-        unsigned long start, end;
-        dev_t dev;
-        ino_t ino;
-        char map_path[64]; /* /proc/PID/map_files/START-END */
-        char *name;        /* the path as the process sees it */
-};
-
-/* Every distinct (dev, ino) mapped executable by pid. Returns the count. */
-int target_process_files(pid_t pid, struct mapped_file **ret, struct error *err);
-void mapped_files_free(struct mapped_file *v, size_t n);
-
 /* Every distinct file mapped executable by pid, as /proc/PID/map_files paths
  * (works across mount namespaces and for deleted files), with the original
  * path names beside them. Returns the count. */
